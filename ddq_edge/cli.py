@@ -42,7 +42,8 @@ def main() -> None:
 
 @main.command()
 @click.option("--task", default="digits-hard", show_default=True,
-              help="Built-in task: digits (8x8 upsampled) or digits-hard (32x32, affine, noise, clutter).")
+              help="Built-in task: digits (clean, 16x16), digits-hard (16x16: affine, noise, "
+                   "clutter) or digits-hard-32 (the same at 32x32).")
 @click.option("--arch", default="mobilenet_v2", show_default=True,
               type=click.Choice(["mobilenet_v2", "mobilenet_v1", "resnet"]))
 @click.option("--width", type=float, default=0.5, show_default=True,
@@ -120,6 +121,58 @@ def train(task, arch, width, target_bits, float_epochs, search_epochs, finetune_
     click.echo(f"float top-1 {float_result['top1']:.2f}%  DDQ top-1 {ddq_result['top1']:.2f}%  "
                f"({summary['seconds']:.0f} s)")
     click.echo(f"wrote {output} and {report_path}")
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Bundle path (default: CHECKPOINT with .ddqb).")
+def convert(checkpoint, output):
+    """Lower a DDQ checkpoint to an edge bundle (.ddqb): integer graph, bit-packed weights.
+
+    \b
+    Example:
+      ddq-edge convert ddq-model.pt -o model.ddqb && ddq-edge inspect model.ddqb
+    """
+    from .checkpoint import CheckpointError
+    from .convert import convert as convert_model
+    from ddq_edge.converters.torch_ddq import ConversionError
+
+    out = Path(output) if output else Path(checkpoint).with_suffix(".ddqb")
+    try:
+        path = convert_model(checkpoint, out)
+    except (CheckpointError, ConversionError, ValueError) as error:
+        _fail(f"{checkpoint}: {error}")
+    click.echo(f"wrote {path} ({path.stat().st_size:,} bytes)")
+
+
+@main.command()
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def inspect(bundle, as_json):
+    """Per-layer op, shapes, weight/activation bits, parameters, packed bytes and MACs."""
+    from .bundle import BundleError
+    from .inspect import summarize
+
+    try:
+        summary = summarize(bundle)
+    except BundleError as error:
+        _fail(str(error))
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(f"{'op':<30} {'kind':<16} {'input':<16} {'output':<16} {'w':>2} {'a':>2} "
+               f"{'params':>9} {'packed B':>9} {'MACs':>11}")
+    for row in summary["ops"]:
+        click.echo(f"{row['name'][:30]:<30} {row['kind']:<16} {'x'.join(map(str, row['input_shape'])):<16} "
+                   f"{'x'.join(map(str, row['output_shape'])):<16} {row['weight_bits'] or '':>2} "
+                   f"{row['act_bits'] or '':>2} {row['params']:>9,} {row['packed_bytes']:>9,} "
+                   f"{row['macs']:>11,}")
+    t = summary["totals"]
+    click.echo(f"total: {t['params']:,} parameters, {t['macs']:,} MACs, weights "
+               f"{t['packed_bytes']:,} B packed; file {t['file_bytes']:,} B = "
+               f"{t['file_bytes'] / t['ideal_bytes']:.3f} x the packed ideal "
+               f"({t['ideal_bytes']:,} B); average bits w {t['average_weight_bits']:.2f} "
+               f"/ a {t['average_act_bits']:.2f}")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ def digits() -> Task:
 
 @pytest.fixture(scope="module")
 def hard() -> Task:
-    return get_task("digits-hard", seed=0)
+    return get_task("digits-hard-32", seed=0)
 
 
 def _original_labels() -> torch.Tensor:
@@ -103,7 +103,7 @@ def test_digits_hard_sizes_and_labels(hard: Task) -> None:
     train_idx, test_idx = digits_split()
     x, y = hard.train.tensors
     test_x, test_y = hard.test.tensors
-    assert hard.name == "digits-hard"
+    assert hard.name == "digits-hard-32"
     assert x.shape == (len(train_idx) * TRAIN_COPIES, 1, 32, 32)
     assert test_x.shape == (len(test_idx) * TEST_COPIES, 1, 32, 32)
     assert 7500 < len(x) < 8500 and 1800 < len(test_x) < 2500
@@ -129,8 +129,8 @@ def test_digits_hard_normalisation(hard: Task) -> None:
 
 
 def test_digits_hard_is_deterministic_per_seed(hard: Task) -> None:
-    again = get_task("digits-hard", seed=0)
-    other = get_task("digits-hard", seed=1)
+    again = get_task("digits-hard-32", seed=0)
+    other = get_task("digits-hard-32", seed=1)
     for split in ("train", "test"):
         x, y = getattr(hard, split).tensors
         x_again, y_again = getattr(again, split).tensors
@@ -171,7 +171,7 @@ def test_augment_digits_rejects_bad_shape() -> None:
 
 
 def test_get_task_unknown_name_lists_known() -> None:
-    with pytest.raises(ValueError, match="unknown task 'mnist'.*digits, digits-hard"):
+    with pytest.raises(ValueError, match="unknown task 'mnist'.*digits, digits-hard, digits-hard-32"):
         get_task("mnist")
 
 
@@ -293,3 +293,10 @@ def test_preprocess_image_errors(tmp_path: Path) -> None:
     Image.new("RGB", (4, 4)).save(tmp_path / "ok.png")
     with pytest.raises(ValueError, match="expected 1 or 3 channels, got 2"):
         preprocess_image(tmp_path / "ok.png", (2, 8, 8), (0.5,) * 2, (0.5,) * 2)
+
+
+def test_digits_hard_is_the_32px_task_averaged_down_to_16px():
+    small, large = get_task("digits-hard"), get_task("digits-hard-32")
+    assert small.input_shape == (1, 16, 16) and small.name == "digits-hard"
+    assert len(small.train) == len(large.train) and len(small.test) == len(large.test)
+    assert torch.equal(small.train.tensors[1], large.train.tensors[1])

@@ -154,3 +154,16 @@ def test_bit_report_counts_elements_and_macs(example):
     assert rows["stem.0"]["act_signed"] and rows["head.0"]["act_signed"]  # image; after the add
     assert not rows["fc"]["act_signed"]  # mean of a ReLU output
     assert report["average_weight_bits"] == pytest.approx(8) and report["budget_met"] is False
+
+
+def test_torch_compile_matches_eager(example):
+    q = ddq_edge.quantize(trained_like(ResidualNet()), DDQConfig(target_bits=4),
+                          example_inputs=example)
+    ddq_edge.enforce_budget(q)
+    q.train()
+    compiled = torch.compile(q, backend="aot_eager")
+    out = compiled(example)
+    assert torch.allclose(out, q(example), rtol=0, atol=1e-6)
+    (out.sum() + ddq_edge.budget_penalty(compiled)).backward()
+    gates = q.get_submodule("stem.0").weight_quantizer.gate_logits.grad
+    assert gates is not None and float(gates.abs().sum()) > 0

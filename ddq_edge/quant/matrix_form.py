@@ -62,7 +62,7 @@ def matrix_form(quantizer: DDQQuantizer, x: torch.Tensor) -> torch.Tensor:
     k = quantizer.max_bits
     n = 2**k
     cumulative = torch.cumprod(full_gates(quantizer).to(x.dtype), dim=0)
-    bits = int(round(float(cumulative.sum())))
+    bits = int(round(float(cumulative.detach().sum())))
     d = quantizer.base_step().to(x.dtype).reshape(())
     step = d * 2 ** (k - bits)
     centred = quantizer.role == "weight" or bool(quantizer.signed)

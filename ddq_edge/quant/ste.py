@@ -53,10 +53,12 @@ class FakeQuantize(torch.autograd.Function):
         unclamped = torch.floor(v + 0.5) + zero
         low, high = unclamped < qmin, unclamped > qmax
         inside = ~(low | high)
-        q = torch.where(low, qmin, torch.where(high, qmax, unclamped))
-        grad_x = grad * inside
-        grad_step = _sum_to(grad * (q - zero - v * inside), step.shape)
+        # d out / d step: the rounding residual inside the grid, the clamp level outside.
+        residual = torch.where(inside, unclamped - zero - v, torch.where(low, qmin, qmax) - zero)
+        grad_step = _sum_to(grad * residual, step.shape)
         grad_qmin = (grad * low * step).sum().reshape(qmin.shape)
         grad_qmax = (grad * high * step).sum().reshape(qmax.shape)
-        grad_zero = -(grad * (low | high) * step).sum().reshape(zero.shape)
-        return grad_x, grad_step, grad_qmin, grad_qmax, grad_zero
+        # A clipped output is (bound - zero) * step, so the zero point's gradient is
+        # minus the bounds' gradients.
+        grad_zero = -(grad_qmin + grad_qmax)
+        return grad * inside, grad_step, grad_qmin, grad_qmax, grad_zero

@@ -112,9 +112,9 @@ class TrainPlan:
     arch: str = "mobilenet_v2"
     arch_kwargs: dict = field(default_factory=lambda: {"width": 0.5})
     target_bits: float = 4.0
-    float_epochs: int = 8
+    float_epochs: int = 6
     search_epochs: int = 3
-    finetune_epochs: int = 2
+    finetune_epochs: int = 1
     batch_size: int = 128
     float_lr: float = 3e-3
     ddq_lr: float = 5e-4
