@@ -21,6 +21,7 @@ from torch.nn import functional as F
 from ddq_edge.ir import Graph, Op, QuantParams, Tensor
 from ddq_edge.quant import DDQConv2d, DDQLinear, DDQQuantizer
 from ddq_edge.quant.budget import unwrap
+from ddq_edge.quant.layers import bias_codes
 from ddq_edge.reference.ops import act_range
 
 INT32_MAX = 2**31 - 1
@@ -140,18 +141,20 @@ class Lowering:
             codes = layer.weight_quantizer.quantize_to_int(layer.weight.detach().float())
         codes = codes.numpy().astype(np.int8)
         w_name = self.new_tensor(f"{node.name}_weight", codes.shape, "int8", w_qp, codes)
-        bias_scale = x.qp.scale.astype(np.float64) * w_qp.scale.astype(np.float64)
-        bias = layer.bias.detach().double().numpy() if layer.bias is not None else np.zeros(codes.shape[0])
-        bias_codes = np.floor(bias / bias_scale + 0.5)
+        if layer.bias is not None:
+            bias = bias_codes(layer.bias, layer.input_quantizer.step(), layer.weight_quantizer.step())
+            bias = bias.double().numpy()
+        else:
+            bias = np.zeros(codes.shape[0])
         fan_in = int(np.prod(codes.shape[1:]))
         x_span = max(x.qp.zero_point - x.qp.qmin, x.qp.qmax - x.qp.zero_point)
-        bound = fan_in * (2 ** (w_qp.bits - 1) - 1) * x_span + float(np.abs(bias_codes).max())
+        bound = fan_in * (2 ** (w_qp.bits - 1) - 1) * x_span + float(np.abs(bias).max())
         if bound > INT32_MAX:
             raise self.fail(node, f"the int32 accumulator could overflow: {fan_in} products of "
                                   f"{w_qp.bits}-bit weights and {x.qp.bits}-bit activations plus "
                                   f"bias reach {bound:.3g} > 2^31-1")
         b_name = self.new_tensor(f"{node.name}_bias", codes.shape[:1], "int32", None,
-                                 bias_codes.astype(np.int32))
+                                 bias.astype(np.int32))
         self.layer_bits.append({"layer": node.target, "op": "conv2d" if isinstance(layer, nn.Conv2d)
                                 else "fully_connected", "weight_bits": w_qp.bits,
                                 "act_bits": x.qp.bits, "weights": int(codes.size),

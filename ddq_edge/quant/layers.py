@@ -7,6 +7,16 @@ from torch.nn import functional as F
 
 from .config import DDQConfig
 from .quantizer import DDQQuantizer
+from .ste import round_ste
+
+
+def bias_codes(bias: torch.Tensor, input_step: torch.Tensor, weight_step: torch.Tensor) -> torch.Tensor:
+    """The int32 bias deployment adds to the accumulator: floor(b / (s_in s_w) + 1/2).
+
+    Computed in float32 exactly as training rounds it, so the converter stores what the
+    trained model used.
+    """
+    return torch.floor(bias.detach() / (input_step * weight_step) + 0.5)
 
 
 class _DDQLayer:
@@ -31,11 +41,17 @@ class _DDQLayer:
         self.register_buffer("macs", torch.tensor(0, dtype=torch.int64))
         self._macs_known = False
 
-    def _quantized_operands(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _quantized_operands(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         if self.quantize_input:
             x = self.input_quantizer(x)
         self.weight_quantizer.batch_size_hint = x.shape[0] if x.dim() > 1 else 1
-        return x, self.weight_quantizer(self.weight)
+        w = self.weight_quantizer(self.weight)
+        bias = None
+        if self.bias is not None:
+            # The bias lives on the accumulator grid (s_in * s_w) in deployment.
+            acc_step = self.input_quantizer.step() * self.weight_quantizer.step()
+            bias = round_ste(self.bias / acc_step) * acc_step
+        return x, w, bias
 
     def _record_macs(self, y: torch.Tensor, per_output: int) -> None:
         if not self._macs_known:
@@ -68,8 +84,8 @@ class DDQConv2d(_DDQLayer, nn.Conv2d):
         return layer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x, w = self._quantized_operands(x)
-        y = self._conv_forward(x, w, self.bias)
+        x, w, bias = self._quantized_operands(x)
+        y = self._conv_forward(x, w, bias)
         self._record_macs(y, (self.in_channels // self.groups) * self.kernel_size[0] * self.kernel_size[1])
         return y
 
@@ -94,8 +110,8 @@ class DDQLinear(_DDQLayer, nn.Linear):
         return layer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x, w = self._quantized_operands(x)
-        y = F.linear(x, w, self.bias)
+        x, w, bias = self._quantized_operands(x)
+        y = F.linear(x, w, bias)
         self._record_macs(y, self.in_features)
         return y
 

@@ -103,6 +103,12 @@ class DDQQuantizer(nn.Module):
             return r / (2 ** (k - 1) - 1)
         return torch.where(self.signed, r / 2 ** (k - 1), r / (2**k - 1))
 
+    def step(self) -> torch.Tensor:
+        """The current b-bit step (per channel for weights), without gradient: the scale
+        deployment uses."""
+        with torch.no_grad():
+            return self.base_step() * torch.exp2(self.max_bits - self.bits())
+
     def int_bounds(self, bits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(qmin, qmax, zero_point) of the b-bit grid as float tensors (differentiable in b)."""
         half = torch.exp2(bits - 1)
@@ -190,8 +196,7 @@ class DDQQuantizer(nn.Module):
         """The b-bit grid this quantizer currently implements, for export."""
         bits = self.current_bits()
         qmin, qmax, zero = (int(v) for v in self.int_bounds(torch.tensor(float(bits))))
-        scale = self.base_step().detach() * 2.0 ** (self.max_bits - bits)
-        return IntegerGrid(bits=bits, scale=scale.clone(), zero_point=zero, qmin=qmin,
+        return IntegerGrid(bits=bits, scale=self.step().clone(), zero_point=zero, qmin=qmin,
                            qmax=qmax, signed=bool(self.signed))
 
     @torch.no_grad()

@@ -10,17 +10,20 @@ def round_ste(x: torch.Tensor) -> torch.Tensor:
     Half-up rather than torch.round's half-to-even so that the integer kernels, which
     add half and shift, reproduce training bit for bit.
     """
-    return x + (torch.floor(x + 0.5) - x).detach()
+    # hard + (x - x.detach()) is exactly ``hard`` in value (x - x is 0), unlike
+    # x + (hard - x).detach(), which can be one ulp off after two roundings.
+    return torch.floor(x + 0.5).detach() + (x - x.detach())
 
 
 def heaviside_ste(logits: torch.Tensor) -> torch.Tensor:
     """Binary gate H(logit >= 0) forward; identity gradient backward."""
-    return logits + ((logits >= 0).to(logits.dtype) - logits).detach()
+    return (logits >= 0).to(logits.dtype).detach() + (logits - logits.detach())
 
 
 def scale_grad(x: torch.Tensor, scale: float | torch.Tensor) -> torch.Tensor:
     """Same value, gradient multiplied by ``scale`` (LSQ's step-size gradient scaling)."""
-    return x * scale + (x - x * scale).detach()
+    scaled = x * scale
+    return x.detach() + (scaled - scaled.detach())
 
 
 def _sum_to(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:

@@ -82,60 +82,25 @@ def quantize_multipliers(m) -> tuple[np.ndarray, np.ndarray]:
 
 # --------------------------------------------------------------------------- runtime primitives
 
-def saturating_rounding_doubling_high_mul(a, b) -> np.ndarray:
-    """SRDHM (NEON ``VQRDMULH``): ``(a·b + nudge) / 2^31`` with C truncating division.
-
-    nudge = 2^30 if a·b ≥ 0 else 1 − 2^30, i.e. round(a·b / 2^31) with ties towards +inf. The
-    only overflow, a == b == INT32_MIN, saturates to INT32_MAX.
-    """
-    a = _as_int32_operand(a, "saturating_rounding_doubling_high_mul(a)")
-    b = _as_int32_operand(b, "saturating_rounding_doubling_high_mul(b)")
-    ab = a * b  # |ab| <= 2^62: exact in int64, and ab + nudge cannot overflow
-    v = ab + np.where(ab >= 0, np.int64(1 << 30), np.int64(1 - (1 << 30)))
-    # C division truncates towards zero; >> floors, so correct negatives with a remainder.
-    q = (v >> 31) + ((v < 0) & ((v & np.int64((1 << 31) - 1)) != 0))
-    q = np.where((a == INT32_MIN) & (b == INT32_MIN), np.int64(INT32_MAX), q)
-    return q.astype(np.int32)
-
-
-def rounding_divide_by_pot(x, exponent) -> np.ndarray:
-    """x / 2^exponent rounded to nearest, ties away from zero (gemmlowp RoundingDivideByPOT).
-
-    mask = 2^e − 1; remainder = x & mask; threshold = (mask >> 1) + (x < 0);
-    result = (x >> e) + (remainder > threshold), with an arithmetic shift. ``exponent`` may be
-    an array (0…31) broadcasting against ``x``.
-    """
-    x = _as_int32_operand(x, "rounding_divide_by_pot(x)")
-    e = np.asarray(exponent)
-    if e.dtype.kind not in "iub":
-        raise TypeError(f"rounding_divide_by_pot: exponent must be integer, got dtype {e.dtype}")
-    e = e.astype(np.int64)
-    if e.size and (e.min() < 0 or e.max() > 31):
-        raise ValueError(f"rounding_divide_by_pot: exponent must be in 0..31, got "
-                         f"[{e.min()}, {e.max()}]")
-    mask = (np.int64(1) << e) - 1
-    remainder = x & mask
-    threshold = (mask >> 1) + (x < 0)
-    return ((x >> e) + (remainder > threshold)).astype(np.int32)
-
-
 def multiply_by_quantized_multiplier(x, m0, shift) -> np.ndarray:
-    """x · M in the TFLite double-rounding form: RDBPOT(SRDHM(x · 2^left, M0), right).
+    """``x · M0 · 2^(shift − 31)`` rounded once, to nearest with ties upwards.
 
-    left = max(shift, 0), right = max(−shift, 0). ``x · 2^left`` must fit int32 (the C kernels
-    shift in int32); an OverflowError is raised otherwise.
+    ``(int64(x) · M0 + 2^(t − 1)) >> t`` with ``t = 31 − shift`` (arithmetic shift). One
+    rounding, half up — the same rule as training's ``floor(v + 1/2)`` — rather than TFLite's
+    default two (SRDHM then RDBPOT), which can be a whole code off on the small accumulators
+    of low-bit layers (docs/arithmetic.md §5). The result must fit int32 (OverflowError).
     """
     x = _as_int32_operand(x, "multiply_by_quantized_multiplier(x)")
+    m0 = _as_int32_operand(m0, "multiply_by_quantized_multiplier(m0)")
     shift = np.asarray(shift)
     if shift.dtype.kind not in "iub":
         raise TypeError(f"multiply_by_quantized_multiplier: shift must be integer, got {shift.dtype}")
     shift = shift.astype(np.int64)
-    if shift.size and shift.max() > 31:
-        raise ValueError(f"multiply_by_quantized_multiplier: left shift {shift.max()} > 31")
-    left = np.maximum(shift, 0)
-    right = np.maximum(-shift, 0)
-    shifted = x << left
-    if shifted.size and (shifted.min() < INT32_MIN or shifted.max() > INT32_MAX):
-        raise OverflowError("multiply_by_quantized_multiplier: x · 2^left_shift overflows int32 "
-                            f"(range [{shifted.min()}, {shifted.max()}])")
-    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, m0), right)
+    if shift.size and shift.max() > 30:
+        raise ValueError(f"multiply_by_quantized_multiplier: shift {shift.max()} > 30")
+    t = 31 - shift
+    result = (x * m0 + (np.int64(1) << (t - 1))) >> t
+    if result.size and (result.min() < INT32_MIN or result.max() > INT32_MAX):
+        raise OverflowError("multiply_by_quantized_multiplier: result overflows int32 "
+                            f"(range [{result.min()}, {result.max()}])")
+    return result.astype(np.int32)
