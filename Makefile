@@ -18,6 +18,8 @@ $(VENV)/.installed: pyproject.toml
 
 demo: setup
 	$(BIN)/ddq-edge train -o runs/ddq-model.pt
+	$(BIN)/ddq-edge convert runs/ddq-model.pt -o runs/ddq-model.ddqb
+	$(BIN)/ddq-edge inspect runs/ddq-model.ddqb
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -72,7 +72,7 @@ class Lowering:
     gm: fx.GraphModule
     graph: Graph = field(default_factory=Graph)
     values: dict[fx.Node, Any] = field(default_factory=dict)
-    layer_bits: list[dict] = field(default_factory=list)
+    layer_bits: dict[str, list[int]] = field(default_factory=dict)  # layer -> [w, a] bits
 
     # -- helpers --------------------------------------------------------------------------
     def fail(self, node: fx.Node, what: str) -> ConversionError:
@@ -88,6 +88,7 @@ class Lowering:
 
     def new_tensor(self, name: str, shape, dtype: str, qp: QuantParams | None = None,
                    data: np.ndarray | None = None) -> str:
+        name = name.removeprefix("tensor_quantizers_").replace("_input_quantizer", "_input")
         base, n = name, 1
         while name in self.graph.tensors:
             n += 1
@@ -155,10 +156,7 @@ class Lowering:
                                   f"bias reach {bound:.3g} > 2^31-1")
         b_name = self.new_tensor(f"{node.name}_bias", codes.shape[:1], "int32", None,
                                  bias.astype(np.int32))
-        self.layer_bits.append({"layer": node.target, "op": "conv2d" if isinstance(layer, nn.Conv2d)
-                                else "fully_connected", "weight_bits": w_qp.bits,
-                                "act_bits": x.qp.bits, "weights": int(codes.size),
-                                "accumulator_bound": int(bound)})
+        self.layer_bits[node.target] = [w_qp.bits, x.qp.bits]
         out_shape = self.shape(node)
         if isinstance(layer, nn.Conv2d):
             if layer.dilation != (1, 1):
@@ -335,8 +333,8 @@ class Lowering:
         return IntValue(out, x.qp)
 
 
-def lower(model: nn.Module, example_input: torch.Tensor) -> tuple[Graph, list[dict]]:
-    """The integer graph of a DDQ model and the per-layer bits/accumulator bounds.
+def lower(model: nn.Module, example_input: torch.Tensor) -> tuple[Graph, dict[str, list[int]]]:
+    """The integer graph of a DDQ model and its per-layer [weight, activation] bits.
 
     ``example_input`` fixes the input shape (its batch size does not matter).
     """

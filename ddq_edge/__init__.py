@@ -1,11 +1,12 @@
 """ddq-edge: Differentiable Dynamic Quantization and low-bit deployment to ARM edge devices."""
-from .checkpoint import load_checkpoint, save_checkpoint
-from .quant import (DDQConfig, bit_report, budget_penalty, enforce_budget, freeze_bits,
-                    quantize, set_bits)
-
 __version__ = "0.1.0"
 
+from .checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from .conversion import convert  # noqa: E402
+from .quant import (DDQConfig, bit_report, budget_penalty, enforce_budget, freeze_bits,  # noqa: E402
+                    quantize, set_bits)
+
 __all__ = [
-    "DDQConfig", "bit_report", "budget_penalty", "enforce_budget", "freeze_bits",
+    "DDQConfig", "bit_report", "budget_penalty", "convert", "enforce_budget", "freeze_bits",
     "load_checkpoint", "quantize", "save_checkpoint", "set_bits", "__version__",
 ]

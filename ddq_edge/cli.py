@@ -134,7 +134,7 @@ def convert(checkpoint, output):
       ddq-edge convert ddq-model.pt -o model.ddqb && ddq-edge inspect model.ddqb
     """
     from .checkpoint import CheckpointError
-    from .convert import convert as convert_model
+    from .conversion import convert as convert_model
     from ddq_edge.converters.torch_ddq import ConversionError
 
     out = Path(output) if output else Path(checkpoint).with_suffix(".ddqb")

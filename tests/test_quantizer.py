@@ -46,7 +46,7 @@ def test_bits_are_the_sum_of_cumulative_gates(max_bits):
         with torch.no_grad():
             q.gate_logits.copy_(logits)
         gates = full_gates(q)
-        assert float(q.bits()) == float(torch.cumprod(gates, 0).sum())
+        assert float(q.bits().detach()) == float(torch.cumprod(gates, 0).detach().sum())
         leading_on = 2 + int(torch.cumprod((logits >= 0).int(), 0).sum())
         assert q.current_bits() == leading_on
 
@@ -64,7 +64,7 @@ def test_merged_grid_is_uniform_and_contains_zero(role, signed, bits):
     assert (values == 0).any()
     grid = q.integer_grid()
     assert grid.qmax - grid.qmin + 1 == expected
-    assert step == pytest.approx(float(q.base_step()) * 2 ** (8 - bits))
+    assert step == pytest.approx(float(q.base_step().detach()) * 2 ** (8 - bits))
 
 
 @pytest.mark.parametrize("role,signed", KINDS)

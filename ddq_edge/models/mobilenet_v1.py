@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
+from ddq_edge.models.common import PooledClassifier
 from ddq_edge.models.mobilenet_v2 import conv_bn, init_weights, make_divisible, small_input_strides
 
 _STEM_CHANNELS = 32
@@ -26,18 +26,8 @@ _BLOCKS = (
 )
 
 
-class MobileNetV1(nn.Module):
+class MobileNetV1(PooledClassifier):
     """`features` (conv stack) -> global average pool -> `classifier` (linear)."""
-
-    def __init__(self, features: nn.Sequential, classifier: nn.Linear) -> None:
-        super().__init__()
-        self.features = features
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = classifier
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(self.features(x))
-        return self.classifier(torch.flatten(x, 1))
 
 
 def mobilenet_v1(

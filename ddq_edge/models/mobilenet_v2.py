@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ddq_edge.models.common import PooledClassifier
+
 # (expansion, output channels, blocks, stride of the first block) per stage.
 _STAGES = (
     (1, 16, 1, 1),
@@ -104,18 +106,8 @@ class InvertedResidual(nn.Module):
         return x + out if self.use_residual else out
 
 
-class MobileNetV2(nn.Module):
+class MobileNetV2(PooledClassifier):
     """`features` (conv stack) -> global average pool -> `classifier` (dropout, linear)."""
-
-    def __init__(self, features: nn.Sequential, classifier: nn.Sequential) -> None:
-        super().__init__()
-        self.features = features
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = classifier
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(self.features(x))
-        return self.classifier(torch.flatten(x, 1))
 
 
 def mobilenet_v2(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ddq_edge.models.common import PooledClassifier
 from ddq_edge.models.mobilenet_v2 import conv_bn, init_weights
 
 # Inputs at least this wide get an ImageNet-style downsampling stem.
@@ -34,18 +35,8 @@ class BasicBlock(nn.Module):
         return self.relu(self.conv2(self.conv1(x)) + skip)
 
 
-class ResNet(nn.Module):
+class ResNet(PooledClassifier):
     """`features` (stem and stages) -> global average pool -> `classifier` (linear)."""
-
-    def __init__(self, features: nn.Sequential, classifier: nn.Linear) -> None:
-        super().__init__()
-        self.features = features
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = classifier
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(self.features(x))
-        return self.classifier(torch.flatten(x, 1))
 
 
 def resnet(

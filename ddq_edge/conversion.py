@@ -44,7 +44,7 @@ def to_graph(model: nn.Module, example_input: torch.Tensor | None = None,
                           "input_range": [0.0, 1.0]},
         "labels": task.get("labels"),
         "task": task.get("name"),
-        "layers": layers,
+        "bits": layers,  # layer -> [weight bits, activation bits]
         "budget": {k: report[k] for k in ("average_weight_bits", "average_act_bits",
                                           "effective_bops_bits", "target_bits",
                                           "target_act_bits", "budget", "budget_met")},
