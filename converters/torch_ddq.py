@@ -102,7 +102,7 @@ class Lowering:
     def on_grid(self, node: fx.Node, value: Any, qp: QuantParams, name: str) -> IntValue:
         """``value`` as an integer tensor on grid ``qp`` (quantize, materialize or requantize)."""
         if isinstance(value, FloatInput):
-            out = self.new_tensor(name, self.shape(node), "uint8", qp)
+            out = self.new_tensor(name, self.graph.tensors[value.tensor].shape, "uint8", qp)
             self.emit("quantize", f"quantize_{name}", [value.tensor], [out])
             return IntValue(out, qp)
         if isinstance(value, Pending):

@@ -10,7 +10,7 @@ from ddq_edge.conversion import convert, to_graph
 from ddq_edge.converters.torch_ddq import ConversionError
 from ddq_edge.models import build_model
 from ddq_edge.quant import DDQConfig, ddq_layers
-from ddq_edge.reference import run, run_integer
+from ddq_edge.reference import run, run_all, run_integer
 
 
 def bn(c):
@@ -95,6 +95,8 @@ def test_reference_matches_the_pytorch_ddq_model(name, factory, shape, seed):
     q = ddq_edge.quantize(with_statistics(factory(), seed), DDQConfig(), example_inputs=x).eval()
     random_bits(q, seed)
     graph = to_graph(q, x[:1])
+    for tensor_name, value in run_all(graph, x.numpy()).items():  # stored shapes are right
+        assert value.shape[1:] == graph.tensors[tensor_name].shape[1:], tensor_name
     codes = run_integer(graph, x.numpy()).astype(np.int64)
     expected = output_codes(q, x, graph)
     diff = np.abs(codes - expected)
