@@ -133,10 +133,11 @@ class Lowering:
 
     # -- layers -----------------------------------------------------------------------------
     def lower_layer(self, node: fx.Node, layer: DDQConv2d | DDQLinear) -> Pending:
-        value = self.values[node.args[0]]
         if layer.quantize_input:
-            value = self.on_grid(node, value, grid_of(layer.input_quantizer), f"{node.name}_input")
-        x = self.int_input(node, node.args[0]) if not layer.quantize_input else value
+            x = self.on_grid(node, self.values[node.args[0]], grid_of(layer.input_quantizer),
+                             f"{node.name}_input")
+        else:  # quantized upstream by a quantizer shared with the tensor's other readers
+            x = self.int_input(node, node.args[0])
         w_qp = grid_of(layer.weight_quantizer)
         with torch.no_grad():
             codes = layer.weight_quantizer.quantize_to_int(layer.weight.detach().float())
@@ -246,7 +247,7 @@ class Lowering:
             return self.add(node)
         if target in ("mean", torch.mean):
             dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
-            rank = len(self.graph_shape_of(node.args[0]))
+            rank = len(self.shape(node.args[0]))
             if sorted(d % rank for d in (dims if isinstance(dims, (tuple, list)) else [dims])) == [2, 3]:
                 return self.global_pool(node, keep_dims=bool(node.kwargs.get("keepdim", False)))
             raise self.fail(node, f"mean over dims {dims} is not supported (spatial mean only)")
@@ -259,9 +260,6 @@ class Lowering:
             return self.global_pool(node, keep_dims=True)
         name = getattr(target, "__name__", str(target))
         raise self.fail(node, f"unsupported op {name!r}")
-
-    def graph_shape_of(self, node: fx.Node) -> tuple[int, ...]:
-        return self.shape(node)
 
     # -- op lowerings -----------------------------------------------------------------------
     def activation(self, node: fx.Node, value: Any, relu6: bool) -> Any:
