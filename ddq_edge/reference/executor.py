@@ -30,7 +30,8 @@ def _check_input(graph: Graph, x: np.ndarray) -> np.ndarray:
     return x
 
 
-def _execute(graph: Graph, op: Op, values: dict[str, np.ndarray]) -> np.ndarray:
+def execute_op(graph: Graph, op: Op, values: dict[str, np.ndarray]) -> np.ndarray:
+    """One op of ``graph`` on the tensors in ``values`` (constants come from the graph)."""
     t = graph.tensors
     a = op.attrs
     args = [values[name] if name in values else t[name].data for name in op.inputs]
@@ -68,7 +69,7 @@ def run_all(model: Graph | str | Path, x: np.ndarray) -> dict[str, np.ndarray]:
     graph = _load(model)
     values = {graph.inputs[0]: _check_input(graph, x)}
     for op in graph.ops:
-        values[op.outputs[0]] = _execute(graph, op, values)
+        values[op.outputs[0]] = execute_op(graph, op, values)
     return values
 
 
