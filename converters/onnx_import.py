@@ -44,6 +44,7 @@ from onnx import helper, numpy_helper
 
 from ddq_edge.ir import Graph, Op, QuantParams, Tensor
 from ddq_edge.reference import executor as _executor
+from ddq_edge.reference import ops
 
 __all__ = ["SUPPORTED_OPS", "import_onnx_node_model", "run_graph", "run_onnx_integer_model"]
 
@@ -130,32 +131,8 @@ def _zp(v, default: int = 0) -> np.ndarray:
 
 def _accumulate(x_centered: np.ndarray, w_centered: np.ndarray, stride, padding, dilation,
                 groups: int) -> np.ndarray:
-    """Exact int64 convolution accumulator Σ w·x over NCHW ``x_centered`` (already x − zx; the
-    padding is 0, i.e. the zero point) and (O, C/groups, kh, kw) ``w_centered`` (already w − zw).
-    Same im2col as ``ddq_edge.reference.ops.conv2d``, without bias or requantization."""
-    x = np.asarray(x_centered).astype(np.int64)
-    w = np.asarray(w_centered).astype(np.int64)
-    n, c, h, wd = x.shape
-    o, cg, kh, kw = w.shape
-    sh, sw = stride
-    dh, dw = dilation
-    pt, pl, pb, pr = padding
-    if groups < 1 or c != cg * groups or o % groups != 0:
-        raise ValueError(f"conv: input channels {c}, weight {w.shape}, groups {groups} disagree")
-    eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
-    hp, wp = h + pt + pb, wd + pl + pr
-    if hp < eh or wp < ew:
-        raise ValueError(f"conv: padded input {hp}x{wp} smaller than the kernel extent {eh}x{ew}")
-    oh, ow = (hp - eh) // sh + 1, (wp - ew) // sw + 1
-    og = o // groups
-    xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
-    win = np.lib.stride_tricks.sliding_window_view(xp, (eh, ew), axis=(2, 3))
-    win = win[:, :, ::sh, ::sw, ::dh, ::dw][:, :, :oh, :ow]
-    cols = win.reshape(n, groups, cg, oh, ow, kh, kw).transpose(1, 0, 3, 4, 2, 5, 6)
-    cols = np.ascontiguousarray(cols).reshape(groups, n * oh * ow, cg * kh * kw)
-    wm = w.reshape(groups, og, cg * kh * kw).transpose(0, 2, 1)
-    acc = np.matmul(cols, wm)
-    return acc.reshape(groups, n, oh, ow, og).transpose(1, 0, 4, 2, 3).reshape(n, o, oh, ow)
+    """Exact convolution accumulator of zero-point-free operands (ONNX ConvInteger's output)."""
+    return ops.conv_accumulate(x_centered, w_centered, stride, padding, dilation, groups)
 
 
 def _to_int32(acc: np.ndarray, what: str) -> np.ndarray:

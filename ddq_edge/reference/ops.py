@@ -192,20 +192,16 @@ def _requantize_acc(acc: np.ndarray, m: np.ndarray, channel_axis: int, out_qp: Q
     return _finish(y, out_qp, act_min, act_max)
 
 
-def conv2d(x: np.ndarray, x_qp: QuantParams, w: np.ndarray, w_qp: QuantParams,
-           bias: np.ndarray | None, out_qp: QuantParams, stride: Sequence[int] = (1, 1),
-           padding: Sequence[int] = (0, 0, 0, 0), dilation: Sequence[int] = (1, 1),
-           groups: int = 1, act_min: int | None = None, act_max: int | None = None) -> np.ndarray:
-    """2-D convolution of uint8 NCHW codes with int8 (O, I/groups, kh, kw) weights.
-
-    acc[n,o,y,x] = Σ w · (x − zp_in) + bias[o] (int32; padded positions contribute 0), then
-    ``clamp(MBQM(acc, M[o]) + zp_out, act_min, act_max)``.
-    """
-    x = np.asarray(x)
+def conv_accumulate(x_centered: np.ndarray, w: np.ndarray, stride: Sequence[int] = (1, 1),
+                    padding: Sequence[int] = (0, 0, 0, 0), dilation: Sequence[int] = (1, 1),
+                    groups: int = 1) -> np.ndarray:
+    """Σ w · x over NCHW ``x_centered`` (codes minus the zero point; padding contributes 0) and
+    (O, I/groups, kh, kw) integer weights: the exact int64 accumulator, checked to fit int32."""
+    x_centered = np.asarray(x_centered).astype(np.int64)
     w = np.asarray(w)
-    if x.ndim != 4 or w.ndim != 4:
-        raise ValueError(f"conv2d: expected 4-D input and weight, got {x.shape} and {w.shape}")
-    n, c, h, wd = x.shape
+    if x_centered.ndim != 4 or w.ndim != 4:
+        raise ValueError(f"conv2d: expected 4-D input and weight, got {x_centered.shape} and {w.shape}")
+    n, c, h, wd = x_centered.shape
     o, cg, kh, kw = w.shape
     groups = int(groups)
     sh, sw = _pair(stride, "conv2d stride")
@@ -215,9 +211,6 @@ def conv2d(x: np.ndarray, x_qp: QuantParams, w: np.ndarray, w_qp: QuantParams,
         raise ValueError(f"conv2d: input channels {c}, weight {w.shape}, groups {groups} disagree")
     if min(sh, sw, dh, dw) < 1:
         raise ValueError("conv2d: stride and dilation must be >= 1")
-    act_min = out_qp.qmin if act_min is None else act_min
-    act_max = out_qp.qmax if act_max is None else act_max
-    act_min, act_max = _check_act(act_min, act_max, out_qp, "conv2d")
     eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
     hp, wp = h + pt + pb, wd + pl + pr
     if hp < eh or wp < ew:
@@ -225,7 +218,7 @@ def conv2d(x: np.ndarray, x_qp: QuantParams, w: np.ndarray, w_qp: QuantParams,
     oh, ow = (hp - eh) // sh + 1, (wp - ew) // sw + 1
     og = o // groups
 
-    xc = np.pad(_centered(x, x_qp), ((0, 0), (0, 0), (pt, pb), (pl, pr)))  # zero = the zero point
+    xc = np.pad(x_centered, ((0, 0), (0, 0), (pt, pb), (pl, pr)))  # zero = the zero point
     win = np.lib.stride_tricks.sliding_window_view(xc, (eh, ew), axis=(2, 3))
     win = win[:, :, ::sh, ::sw, ::dh, ::dw][:, :, :oh, :ow]  # (N, C, OH, OW, kh, kw)
     # im2col per group: (G, N·OH·OW, Cg·kh·kw), contiguous
@@ -234,7 +227,24 @@ def conv2d(x: np.ndarray, x_qp: QuantParams, w: np.ndarray, w_qp: QuantParams,
     wm = w.astype(np.int64).reshape(groups, og, cg * kh * kw).transpose(0, 2, 1)
     acc = np.matmul(cols, wm)  # (G, N·OH·OW, Og), exact in int64
     _check_int32(acc, "conv2d")
-    acc = acc.reshape(groups, n, oh, ow, og).transpose(1, 0, 4, 2, 3).reshape(n, o, oh, ow)
+    return acc.reshape(groups, n, oh, ow, og).transpose(1, 0, 4, 2, 3).reshape(n, o, oh, ow)
+
+
+def conv2d(x: np.ndarray, x_qp: QuantParams, w: np.ndarray, w_qp: QuantParams,
+           bias: np.ndarray | None, out_qp: QuantParams, stride: Sequence[int] = (1, 1),
+           padding: Sequence[int] = (0, 0, 0, 0), dilation: Sequence[int] = (1, 1),
+           groups: int = 1, act_min: int | None = None, act_max: int | None = None) -> np.ndarray:
+    """2-D convolution of uint8 NCHW codes with int8 (O, I/groups, kh, kw) weights.
+
+    acc[n,o,y,x] = Σ w · (x − zp_in) + bias[o] (int32; padded positions contribute 0), then
+    ``clamp(MBQM(acc, M[o]) + zp_out, act_min, act_max)``.
+    """
+    w = np.asarray(w)
+    act_min = out_qp.qmin if act_min is None else act_min
+    act_max = out_qp.qmax if act_max is None else act_max
+    act_min, act_max = _check_act(act_min, act_max, out_qp, "conv2d")
+    acc = conv_accumulate(_centered(x, x_qp), w, stride, padding, dilation, groups)
+    o = w.shape[0]
     if bias is not None:
         acc = acc + np.asarray(bias).astype(np.int64).reshape(1, o, 1, 1)
         _check_int32(acc, "conv2d")
