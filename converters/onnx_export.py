@@ -18,14 +18,13 @@ reference; see :func:`build_onnx_model`.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
+from ddq_edge.files import atomic_write_bytes
 from ddq_edge.ir import Graph, Op, QuantParams
 from ddq_edge.reference.ops import global_avg_pool_multiplier, requantize_multiplier
 
@@ -293,16 +292,4 @@ def export_onnx(graph: Graph, path, *, half_up: bool = True) -> Path:
     """
     path = Path(path)
     model = build_onnx_model(graph, half_up=half_up)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(model.SerializeToString())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write_bytes(path, model.SerializeToString())

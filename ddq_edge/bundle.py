@@ -15,12 +15,10 @@ place and what was expected.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 from typing import Any, NoReturn
@@ -28,6 +26,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from .bitpack import code_range, pack_bits, packed_size, unpack_bits
+from .files import atomic_write_bytes
 from .ir import OP_KINDS, Graph, Op, QuantParams, Tensor
 
 # --- constants of format 1.0 (docs/bundle-format.md) ---------------------------------------
@@ -347,33 +346,6 @@ def encode_bundle(graph: Graph) -> bytes:
     return bytes(out)
 
 
-def _write_atomic(path: Path, payload: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        try:
-            f = os.fdopen(fd, "wb")
-        except BaseException:
-            os.close(fd)
-            raise
-        with f:
-            if hasattr(os, "fchmod"):
-                os.fchmod(f.fileno(), 0o644)
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError, AttributeError):  # make the rename durable (POSIX)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
 def write_bundle(graph: Graph, path: str | os.PathLike) -> Path:
     """Write ``graph`` to ``path`` (``.ddqb``) atomically: a temporary file in the same
     directory, then ``os.replace``. On any failure nothing is left behind and an existing
@@ -383,7 +355,7 @@ def write_bundle(graph: Graph, path: str | os.PathLike) -> Path:
         payload = encode_bundle(graph)
     except ValueError as error:
         raise ValueError(f"cannot write {path}: {error}") from None
-    _write_atomic(path, payload)
+    atomic_write_bytes(path, payload)
     return path
 
 

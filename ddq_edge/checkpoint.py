@@ -1,14 +1,14 @@
 """Checkpoints: architecture spec + DDQ config + weights and quantizer state, in one file."""
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from .files import atomic_write_bytes
 from .quant import DDQConfig, quantize
 from .quant.budget import bit_report, unwrap
 
@@ -18,21 +18,6 @@ VERSION = 1
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be loaded; the message names the file and the problem."""
-
-
-def atomic_write(path: str | Path, write) -> Path:
-    """Call ``write(tmp_path)`` and move the result into place, leaving nothing on failure."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def save_checkpoint(model: nn.Module, path: str | Path, *, task: dict[str, Any] | None = None,
@@ -54,7 +39,9 @@ def save_checkpoint(model: nn.Module, path: str | Path, *, task: dict[str, Any] 
         "bits": bit_report(model) if config is not None else None,
         "extra": extra,
     }
-    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return atomic_write_bytes(path, buffer.getvalue())
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
