@@ -738,12 +738,30 @@ def read_bundle(path: str | os.PathLike) -> Graph:
     return read_bundle_bytes(_read_file(path), str(path))
 
 
+def _constant_bits(tensor: Tensor) -> int:
+    """Bits per element a constant needs: int8 codes at their quant bits, else the dtype width."""
+    if tensor.dtype == "int8":
+        return tensor.quant.bits if tensor.quant is not None else 8
+    return _RAW_DTYPES[tensor.dtype].itemsize * 8
+
+
+def ideal_bytes(graph: Graph) -> int:
+    """Σ bits × parameters / 8 over the constants (weight codes at their bits, biases at 32,
+    per-channel scales at 32): the size a bundle is measured against."""
+    bits = 0
+    for tensor in graph.tensors.values():
+        if tensor.data is None:
+            continue
+        bits += _constant_bits(tensor) * tensor.data.size
+        if tensor.quant is not None:
+            bits += 32 * tensor.quant.scale.size
+    return math.ceil(bits / 8)
+
+
 def bundle_summary(path: str | os.PathLike) -> dict[str, Any]:
     """Where the bytes of a bundle go: header, each section, DATA by kind, padding, overhead.
 
-    ``ideal_bytes`` is Σ bits × parameters / 8 over the constants (int8 weight codes at their
-    bits, other constants at their dtype width, their scales at 32 bits; as
-    ``ddq_edge.inspect.ideal_bytes``); ``overhead_bytes`` is the rest of the file.
+    ``overhead_bytes`` is the file beyond ``ideal_bytes``.
     """
     reader = _Reader(_read_file(path), str(path))
     graph = reader.graph()
@@ -751,25 +769,20 @@ def bundle_summary(path: str | os.PathLike) -> dict[str, Any]:
     for sid, (offset, length, crc) in sorted(reader.sections.items(), key=lambda kv: kv[1][0]):
         sections[reader.section_name(sid)] = {"offset": offset, "length": length, "crc32": f"{crc:08x}"}
     by_kind = {"weights": 0, "biases": 0, "scales": 0, "other_constants": 0}
-    ideal_bits = 0
     for tensor in graph.tensors.values():
         if tensor.quant is not None:
             by_kind["scales"] += 4 * tensor.quant.scale.size
         if tensor.data is None:
             continue
-        if tensor.quant is not None:
-            ideal_bits += 32 * tensor.quant.scale.size
+        width = _constant_bits(tensor)
         if tensor.dtype == "int8":
-            width = tensor.quant.bits if tensor.quant is not None else 8
             by_kind["weights"] += packed_size(tensor.data.size, width)
         else:
-            width = _RAW_DTYPES[tensor.dtype].itemsize * 8
             by_kind["biases" if tensor.dtype == "int32" else "other_constants"] += tensor.data.size * width // 8
-        ideal_bits += width * tensor.data.size
     data_length = reader.sections[SECTION_DATA][1]
     by_kind["padding"] = data_length - sum(by_kind.values())
     file_bytes = len(reader.buf)
-    ideal = math.ceil(ideal_bits / 8)
+    ideal = ideal_bytes(graph)
     return {
         "path": str(path),
         "version": f"{reader.version[0]}.{reader.version[1]}",

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .bundle import read_bundle
+from .bundle import ideal_bytes, read_bundle
 from .ir import Graph, Op
 
 WEIGHT_OPS = ("conv2d", "fully_connected")
@@ -20,19 +20,6 @@ def macs(graph: Graph, op: Op) -> int:
     weight = graph.tensors[op.inputs[1]]
     out_elements = math.prod(graph.tensors[op.outputs[0]].shape)
     return out_elements * math.prod(weight.shape[1:])
-
-
-def ideal_bytes(graph: Graph) -> int:
-    """Σ bits × parameters / 8: weight codes at their bits, biases and scales at 32 bits."""
-    bits = 0
-    for tensor in graph.tensors.values():
-        if tensor.data is None:
-            continue
-        width = tensor.quant.bits if tensor.dtype == "int8" else 32
-        bits += width * tensor.data.size
-        if tensor.quant is not None:
-            bits += 32 * tensor.quant.scale.size
-    return math.ceil(bits / 8)
 
 
 def summarize(path: str | Path) -> dict[str, Any]:
