@@ -1,0 +1,1 @@
+"""Test helpers shared by the Python tests and the runtime conformance suites."""

@@ -1,0 +1,83 @@
+/* The one place that maps CPU features to kernel sets.
+ *
+ * Features come from the kernel's auxiliary vector on Linux/aarch64 (getauxval(AT_HWCAP):
+ * the hardware capability bits, which QEMU's -cpu model sets faithfully) and from cpuid on
+ * x86. Sets are listed best first; a session takes the first available one unless the caller
+ * or the DDQ_KERNELS environment variable names a set (tests force "reference" that way).
+ */
+#include "dispatch.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#define HWCAP_BIT_ASIMD (1ul << 1)
+#define HWCAP_BIT_ASIMDHP (1ul << 10)
+#define HWCAP_BIT_ASIMDDP (1ul << 20)
+#define HWCAP2_BIT_I8MM (1ul << 13)
+#endif
+
+/* Best first. The bitwidth-aware NEON / dot-product / x86 sets slot in above the reference. */
+static const ddq_kernel_set *const KERNEL_SETS[] = {&ddq_kernels_reference};
+#define KERNEL_SET_COUNT (sizeof KERNEL_SETS / sizeof KERNEL_SETS[0])
+
+static char features[128];
+static pthread_once_t features_once = PTHREAD_ONCE_INIT;
+
+static void append(const char *name) {
+    size_t used = strlen(features);
+    snprintf(features + used, sizeof features - used, used ? " %s" : "%s", name);
+}
+
+static void detect_features(void) {
+#if defined(__aarch64__) && defined(__linux__)
+    unsigned long hwcap = getauxval(AT_HWCAP), hwcap2 = getauxval(AT_HWCAP2);
+    if (hwcap & HWCAP_BIT_ASIMD) append("asimd");
+    if (hwcap & HWCAP_BIT_ASIMDHP) append("asimdhp");
+    if (hwcap & HWCAP_BIT_ASIMDDP) append("asimddp");
+    if (hwcap2 & HWCAP2_BIT_I8MM) append("i8mm");
+#elif (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("sse4.1")) append("sse4.1");
+    if (__builtin_cpu_supports("avx2")) append("avx2");
+    if (__builtin_cpu_supports("avx512bw")) append("avx512bw");
+#endif
+    if (!features[0]) append("none");
+}
+
+const char *ddq_cpu_features(void) {
+    pthread_once(&features_once, detect_features);
+    return features;
+}
+
+ddq_status ddq_select_kernels(const char *requested, const ddq_kernel_set **out, ddq_error *error) {
+    ddq_cpu_features();
+    if (!requested || !requested[0]) requested = getenv("DDQ_KERNELS");
+    if (!requested || !requested[0]) {
+        for (size_t i = 0; i < KERNEL_SET_COUNT; i++)
+            if (KERNEL_SETS[i]->available()) {
+                *out = KERNEL_SETS[i];
+                return DDQ_OK;
+            }
+        return ddq_fail(error, DDQ_ERR_UNSUPPORTED, "no kernel set runs on this CPU (%s)", features);
+    }
+    for (size_t i = 0; i < KERNEL_SET_COUNT; i++) {
+        if (strcmp(KERNEL_SETS[i]->name, requested) != 0) continue;
+        if (!KERNEL_SETS[i]->available())
+            return ddq_fail(error, DDQ_ERR_UNSUPPORTED, "kernel set '%s' does not run on this CPU (%s)", requested,
+                            features);
+        *out = KERNEL_SETS[i];
+        return DDQ_OK;
+    }
+    char known[128] = "";
+    for (size_t i = 0; i < KERNEL_SET_COUNT; i++) {
+        size_t used = strlen(known);
+        snprintf(known + used, sizeof known - used, i ? ", %s" : "%s", KERNEL_SETS[i]->name);
+    }
+    return ddq_fail(error, DDQ_ERR_ARGUMENT, "unknown kernel set '%s' (known: %s)", requested, known);
+}

@@ -1,0 +1,11 @@
+/* Kernel-set selection: CPU features read once, a set chosen per session. */
+#ifndef DDQ_DISPATCH_H
+#define DDQ_DISPATCH_H
+
+#include "ddq/ddq.h"
+#include "kernels/kernels.h"
+
+/* `requested`: a set's name, or NULL for $DDQ_KERNELS, or failing that the best available set. */
+ddq_status ddq_select_kernels(const char *requested, const ddq_kernel_set **out, ddq_error *error);
+
+#endif
