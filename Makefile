@@ -3,13 +3,20 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
+RUNTIME_SOURCES := $(shell find runtime -name '*.[ch]' -o -name 'CMakeLists.txt' -o -name '*.cmake')
 
-.PHONY: setup demo test clean
+.PHONY: setup toolchains demo test clean
 
 setup: $(VENV)/.installed
 
-# torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
-$(VENV)/.installed: pyproject.toml
+# System tools for the C runtime (compiler, cmake; clang, aarch64 cross compiler, qemu for tests).
+toolchains:
+	PYTHON=$(PYTHON) scripts/install-toolchains.sh
+
+# torch first and pinned: an unpinned torch would pull a multi-GB CUDA build. Installing the
+# package builds the C runtime's Python extension (setup.py drives runtime/CMakeLists.txt).
+$(VENV)/.installed: pyproject.toml setup.py $(RUNTIME_SOURCES)
+	PYTHON=$(PYTHON) scripts/install-toolchains.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
@@ -21,8 +28,9 @@ demo: setup
 	$(BIN)/ddq-edge convert runs/ddq-model.pt -o runs/ddq-model.ddqb
 	$(BIN)/ddq-edge inspect runs/ddq-model.ddqb
 
-test: setup
-	$(BIN)/python -m pytest -q
+# DDQ_REQUIRE_TOOLCHAINS: a missing cross compiler, qemu or clang fails the tests, never skips them.
+test: setup toolchains
+	DDQ_REQUIRE_TOOLCHAINS=1 $(BIN)/python -m pytest -q
 
 clean:
-	rm -rf $(VENV) build *.egg-info runs
+	rm -rf $(VENV) build *.egg-info runs ddq_edge/_runtime*.so

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The system tools the C runtime's builds and tests use: a C compiler and cmake (the Python
+# extension and native builds), clang (the libFuzzer harness), the aarch64 cross compiler and
+# qemu-user (the Cortex-A53/A72/A76 runs). Installs what is missing with apt-get when run as
+# root; otherwise prints the command to run.
+set -euo pipefail
+
+missing=()
+need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
+need cc gcc
+need cmake cmake
+need ninja ninja-build
+need clang clang
+need aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu
+need qemu-aarch64 qemu-user
+[ -e /usr/aarch64-linux-gnu/lib/libc.a ] || missing+=(libc6-dev-arm64-cross)
+python="${PYTHON:-python3}"
+include="$("$python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null || true)"
+[ -e "$include/Python.h" ] || missing+=(python3-dev)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "missing system packages; install them with:" >&2
+  echo "  sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+echo "installing: ${missing[*]}"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

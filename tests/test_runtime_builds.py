@@ -1,0 +1,179 @@
+"""The C runtime's other builds, driven from pytest: ASan+UBSan, the libFuzzer loader harness,
+and the aarch64 cross build under qemu-aarch64 as Cortex-A53, A72 and A76.
+
+These need cmake, a C compiler, clang (fuzzer), gcc-aarch64-linux-gnu and qemu-user; `make
+test` installs them (scripts/install-toolchains.sh) and sets DDQ_REQUIRE_TOOLCHAINS=1, which
+turns a missing tool into a failure instead of a skip.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ddq_edge import Runtime
+from ddq_edge.bundle import write_bundle
+from ddq_edge.reference import run
+from ddq_edge.testing.random_graphs import graph_grid
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNTIME = ROOT / "runtime"
+BUILD_ROOT = ROOT / "build" / "tests"
+DEMO_BUNDLE = ROOT / "tests" / "data" / "demo-mnv2-ddq4.ddqb"
+REGRESSIONS = RUNTIME / "tests" / "fuzz_regressions"
+QEMU_CPUS = ("cortex-a53", "cortex-a72", "cortex-a76")
+FUZZ_RUNS = 100_000
+
+
+def need(*tools: str) -> None:
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        message = f"missing tools: {', '.join(missing)} (scripts/install-toolchains.sh installs them)"
+        if os.environ.get("DDQ_REQUIRE_TOOLCHAINS") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def cmake_build(name: str, *options: str, env: dict[str, str] | None = None) -> Path:
+    """Configure and build runtime/ into build/tests/<name> (incremental across runs)."""
+    need("cmake")
+    build = BUILD_ROOT / name
+    generator = ["-G", "Ninja"] if shutil.which("ninja") else []
+    full_env = {**os.environ, **(env or {})}
+    subprocess.run(["cmake", "-S", str(RUNTIME), "-B", str(build), *generator, *options],
+                   check=True, env=full_env, stdout=subprocess.DEVNULL)
+    subprocess.run(["cmake", "--build", str(build), "-j", "2"], check=True, env=full_env,
+                   stdout=subprocess.DEVNULL)
+    return build
+
+
+def sh(*args, **kwargs) -> subprocess.CompletedProcess:
+    result = subprocess.run([str(a) for a in args], capture_output=True, text=True, **kwargs)
+    assert result.returncode == 0, f"{args[0]} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def asan_build() -> Path:
+    need("cc")
+    return cmake_build("asan", "-DCMAKE_BUILD_TYPE=Debug", "-DDDQ_SANITIZE=ON")
+
+
+@pytest.fixture(scope="module")
+def arm_build() -> Path:
+    need("aarch64-linux-gnu-gcc", "qemu-aarch64")
+    return cmake_build("aarch64", "-DCMAKE_BUILD_TYPE=Release", "-DDDQ_STATIC=ON",
+                       f"-DCMAKE_TOOLCHAIN_FILE={RUNTIME / 'cmake' / 'aarch64-linux-gnu.cmake'}")
+
+
+@pytest.fixture(scope="module")
+def grid_cases(tmp_path_factory):
+    """Bundles, inputs (.npy) and reference outputs for a grid of small graphs."""
+    root = tmp_path_factory.mktemp("builds-grid")
+    cases = []
+    for i, (graph, x) in enumerate(graph_grid(51)):
+        bundle, inp = root / f"g{i:02d}.ddqb", root / f"g{i:02d}-x.npy"
+        write_bundle(graph, bundle)
+        np.save(inp, x)
+        cases.append((bundle, inp, run(graph, x)))
+    return cases
+
+
+def assert_same_bits(path: Path, expected: np.ndarray) -> None:
+    got = np.load(path)
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    assert np.array_equal(got.view(np.uint32), expected.view(np.uint32)), path
+
+
+# --------------------------------------------------------------------------- ASan + UBSan
+
+def test_c_unit_tests_under_sanitizers(asan_build):
+    out = sh(asan_build / "test_runtime").stdout
+    assert "all checks passed" in out
+
+
+def test_loader_rejects_corruption_cleanly_under_sanitizers(asan_build, grid_cases):
+    for bundle, _, _ in grid_cases[:4]:  # every truncation, 300 bit flips each
+        out = sh(asan_build / "test_corruption", bundle, 300, 11).stdout
+        assert ": 0 accepted" in out
+    out = sh(asan_build / "test_corruption", DEMO_BUNDLE, 300, 5, 1009).stdout
+    assert ": 0 accepted" in out
+
+
+def test_ddq_run_matches_the_reference_under_sanitizers(asan_build, grid_cases, tmp_path):
+    for i, (bundle, inp, expected) in enumerate(grid_cases[:25]):
+        out = tmp_path / f"y{i}.npy"
+        sh(asan_build / "ddq-run", bundle, "--input", inp, "--output", out, "--threads", 1 + i % 4)
+        assert_same_bits(out, expected)
+
+
+def test_ddq_run_info_bench_and_usage(asan_build):
+    info = sh(asan_build / "ddq-run", DEMO_BUNDLE, "--info").stdout
+    runtime = Runtime(DEMO_BUNDLE)
+    assert f"arena            {runtime.arena_bytes} bytes (liveness bound {runtime.liveness_bound})" in info
+    assert "input            input (1, 1, 16, 16) float32" in info
+    bench = sh(asan_build / "ddq-run", DEMO_BUNDLE, "--bench", 2, "--threads", 2).stdout
+    rows = [line for line in bench.splitlines() if line[:1].isdigit()]
+    assert len(rows) == len(runtime.info["ops"])
+    assert "median" in bench and "p90" in bench
+    bad = subprocess.run([str(asan_build / "ddq-run"), DEMO_BUNDLE, "--threads", "0"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--threads must be" in bad.stderr
+    junk = subprocess.run([str(asan_build / "ddq-run"), __file__, "--info"], capture_output=True, text=True)
+    assert junk.returncode == 1 and "bad magic" in junk.stderr
+
+
+# --------------------------------------------------------------------------- fuzzing
+
+def test_fuzzer_runs_100k_loader_executions_cleanly(grid_cases, tmp_path):
+    need("clang")
+    build = cmake_build("fuzz", "-DCMAKE_BUILD_TYPE=Debug", "-DDDQ_FUZZ=ON", "-DDDQ_TOOLS=OFF",
+                        "-DDDQ_TESTS=OFF", env={"CC": "clang"})
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    for bundle, _, _ in grid_cases[:17]:
+        shutil.copy(bundle, seeds)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    # Crashes found earlier, kept as regression cases: each must now load or fail cleanly.
+    regressions = sorted(p for p in REGRESSIONS.glob("*") if p.is_file() and p.suffix != ".md")
+    if regressions:
+        sh(build / "fuzz_loader", *regressions)
+    result = sh(build / "fuzz_loader", f"-runs={FUZZ_RUNS}", "-max_len=20000", "-timeout=20",
+                "-seed=1", corpus, seeds, cwd=tmp_path)
+    assert f"Done {FUZZ_RUNS} runs" in result.stderr
+
+
+# --------------------------------------------------------------------------- aarch64 under QEMU
+
+@pytest.fixture(scope="module")
+def demo_on_x86(tmp_path_factory):
+    """Eight demo-task images and what the Python binding on this machine writes for them."""
+    from ddq_edge.data import get_task
+
+    root = tmp_path_factory.mktemp("demo-x86")
+    x = np.asarray(get_task("digits-hard").test.tensors[0][:8], np.float32)
+    np.save(root / "x.npy", x)
+    np.save(root / "y-binding.npy", Runtime(DEMO_BUNDLE).run(x))
+    return root
+
+
+@pytest.mark.parametrize("cpu", QEMU_CPUS)
+def test_aarch64_build_is_bit_exact_under_qemu(arm_build, grid_cases, demo_on_x86, cpu, tmp_path):
+    qemu = ["qemu-aarch64", "-cpu", cpu]
+    out = sh(*qemu, arm_build / "test_runtime").stdout
+    assert "all checks passed" in out
+    expected_features = "asimd asimdhp asimddp" if cpu == "cortex-a76" else "asimd"
+    assert f"(cpu: {expected_features})" in out  # the dispatch sees what each core has
+    for i, (bundle, inp, expected) in enumerate(grid_cases):
+        y = tmp_path / f"y{i}.npy"
+        sh(*qemu, arm_build / "ddq-run", bundle, "--input", inp, "--output", y, "--threads", 1 + i % 3)
+        assert_same_bits(y, expected)
+    # the demo model: the same .npy, byte for byte, as the Python binding on x86
+    y = tmp_path / "y-demo.npy"
+    sh(*qemu, arm_build / "ddq-run", DEMO_BUNDLE, "--input", demo_on_x86 / "x.npy", "--output", y,
+       "--threads", 2)
+    assert y.read_bytes() == (demo_on_x86 / "y-binding.npy").read_bytes()
