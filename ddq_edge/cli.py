@@ -175,5 +175,115 @@ def inspect(bundle, as_json):
                f"/ a {t['average_act_bits']:.2f}")
 
 
+@main.command()
+@click.argument("bundle", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
+@click.option("-i", "--input", "input_path", required=True, type=click.Path(exists=True),
+              help="An image file (anything Pillow opens), a directory of images (each one a "
+                   "sample, in name order) or a .npy float32 array, (C, H, W) or (N, C, H, W), "
+                   "already preprocessed.")
+@click.option("-k", "--top-k", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Classes to show per sample (at most the number of classes).")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Runtime worker threads.")
+@click.option("--json", "as_json", is_flag=True, help="Print the predictions as a JSON list.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Save the raw float32 outputs (N, ...) to this .npy file.")
+def run(bundle, input_path, top_k, threads, as_json, output):
+    """Run an edge bundle (.ddqb) with the C runtime and show the top-k classes.
+
+    Images are preprocessed from the bundle's metadata alone, with the same code as training
+    (resize to the model's H x W, grayscale or RGB, scale to input_range, normalise with
+    mean/std). Scores are softmax probabilities of the model's output logits. The kernel
+    set is the runtime's choice for this CPU (override with the DDQ_KERNELS environment
+    variable).
+
+    \b
+    Examples:
+      ddq-edge run model.ddqb --input digit.png
+      ddq-edge run model.ddqb --input batch.npy --top-k 3 --json -o logits.npy
+    """
+    import numpy as np
+
+    from .bundle import BundleError
+    from .predict import InputError, MetadataError, class_labels, class_scores, load_inputs
+    from .predict import top_k as predict_top_k
+    from .runtime import Runtime, RuntimeLoadError
+
+    def named(path, error) -> str:
+        """``path: message``, the path said once (runtime and bundle errors already start with it)."""
+        message = str(error)
+        return message if message.startswith(str(path)) else f"{path}: {message}"
+
+    try:
+        runtime = Runtime(bundle, threads=threads)
+    except (BundleError, OSError) as error:
+        _fail(named(bundle, error))
+    except RuntimeLoadError as error:
+        message = str(error).removeprefix(f"{bundle}: ")
+        _fail(f"{bundle}: the runtime cannot run this graph: {message}")
+    metadata = runtime.metadata
+    try:
+        x, names = load_inputs(input_path, metadata, runtime.input_shape)
+    except MetadataError as error:
+        _fail(f"{bundle}: {error}")
+    except InputError as error:
+        _fail(named(input_path, error))
+    try:
+        start = time.perf_counter()
+        y = runtime.run(x)
+        seconds = time.perf_counter() - start
+    except (ValueError, TypeError) as error:
+        _fail(named(input_path, error))
+    scores = class_scores(y)
+    predictions = None
+    if scores is not None:
+        try:
+            predictions = predict_top_k(scores, class_labels(metadata, scores.shape[1]), top_k)
+        except MetadataError as error:
+            _fail(f"{bundle}: {error}")
+    elif not output:
+        _fail(f"{bundle}: the output {tuple(y.shape)} is not (N, classes): no top-k; "
+              "save it with --output")
+    if output:
+        import io
+
+        from .files import atomic_write_bytes
+
+        buffer = io.BytesIO()
+        np.save(buffer, y)
+        try:
+            atomic_write_bytes(output, buffer.getvalue())
+        except OSError as error:
+            _fail(f"{output}: cannot write: {error.strerror or error}")
+    if as_json:
+        click.echo(json.dumps([
+            {"input": name, "index": i,
+             "top_k": None if predictions is None else
+             [{"rank": p.rank, "index": p.index, "label": p.label, "score": p.score}
+              for p in predictions[i]]}
+            for i, name in enumerate(names)], indent=2))
+        return
+    if predictions is not None:
+        shown = len(predictions[0])
+        click.echo(f"top {shown} of {scores.shape[1]} classes; score = softmax probability "
+                   "of the output logits")
+        width = max(len("input"), *(len(n) for n in names))
+        label_width = max(len("label"), *(len(p.label) for row in predictions for p in row))
+        click.echo(f"{'input':<{width}}  {'rank':>4}  {'class':>5}  {'label':<{label_width}}  "
+                   f"{'score':>8}")
+        for name, row in zip(names, predictions):
+            for p in row:
+                click.echo(f"{name if p.rank == 1 else '':<{width}}  {p.rank:>4}  {p.index:>5}  "
+                           f"{p.label:<{label_width}}  {p.score:>8.4f}")
+    else:
+        click.echo(f"output shape {tuple(y.shape)} is not (N, classes): no top-k")
+    n = x.shape[0]
+    click.echo(f"ran {n} sample{'s' if n != 1 else ''} in {seconds * 1e3:.3f} ms "
+               f"({seconds * 1e3 / n:.3f} ms/sample) with kernels {runtime.kernels}, "
+               f"{runtime.threads} thread{'s' if runtime.threads != 1 else ''}")
+    if output:
+        click.echo(f"wrote {output} (float32 {tuple(y.shape)})")
+
+
 if __name__ == "__main__":
     main()
