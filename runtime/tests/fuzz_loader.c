@@ -3,7 +3,7 @@
  * Every input is tried twice: as it is (the checksum and container checks), and with its
  * section and header CRC32s recomputed, so mutations reach the record parsers, the graph
  * checks and — for inputs that load — the memory planner of a session. Seeds are valid
- * bundles (tests/test_runtime_sanitizers.py writes them); crashes found are kept in
+ * bundles (tests/test_runtime_builds.py writes them); crashes found are kept in
  * runtime/tests/fuzz_regressions/ and replayed by the tests.
  */
 #include <stddef.h>
