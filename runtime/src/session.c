@@ -26,6 +26,8 @@ struct ddq_session {
     ddq_thread_pool *pool;
     ddq_work *work;          /* per op */
     uint64_t *op_ns;         /* per op, last run */
+    ddq_op_observer observer;
+    void *observer_context;
 };
 
 ddq_session_options ddq_session_default_options(void) { return (ddq_session_options){.threads = 1, .kernels = NULL}; }
@@ -116,12 +118,19 @@ ddq_status ddq_session_run(ddq_session *s, const float *input, int64_t batch, fl
             }
             int64_t by_grain = (job.items + s->work[i].grain - 1) / s->work[i].grain;
             job.tasks = by_grain < s->threads ? (int)by_grain : s->threads;
+            if (s->observer) s->observer(s->observer_context, (int)i, 0);
             uint64_t start = now_ns();
             ddq_thread_pool_run(s->pool, run_task, &job, job.tasks);
             s->op_ns[i] += now_ns() - start;
+            if (s->observer) s->observer(s->observer_context, (int)i, 1);
         }
     }
     return DDQ_OK;
+}
+
+void ddq_session_set_op_observer(ddq_session *s, ddq_op_observer observer, void *context) {
+    s->observer = observer;
+    s->observer_context = context;
 }
 
 size_t ddq_session_arena_bytes(const ddq_session *s) { return s->plan.arena_bytes; }

@@ -3,6 +3,12 @@
  *   ddq-run model.ddqb --input x.npy --output y.npy [--threads N] [--kernels NAME]
  *   ddq-run model.ddqb --bench N [--input x.npy] [--threads N]    per-op timing table
  *   ddq-run model.ddqb --info                                      what the bundle holds
+ *   ddq-run model.ddqb --count N [--input x.npy]                   instruction-count markers
+ *
+ * --count is for counting retired instructions under an emulator with ddq-edge's QEMU plugin
+ * (ddq_edge/emulation): one warm-up inference, marker 1, N inferences, marker 2, then one more
+ * inference with markers 1000 + 2·op (before) and 1001 + 2·op (after) around every op. No clock
+ * is read between markers, so the counts are deterministic.
  *
  * The input is float32 NCHW: a .npy (with or without the batch dimension) or raw little-endian
  * float32 (any other extension). Exit status: 0 on success, 1 when the model fails to load or
@@ -17,15 +23,40 @@
 #include "ddq/ddq.h"
 #include "npy.h"
 
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+/* The marker protocol of ddq_edge/emulation/insn_count_plugin.c: lseek(-1, 0xDD0E << 32 | id).
+ * The call fails with EBADF; the plugin records the calling thread's counts at that point. */
+#define COUNT_MARKER_TAG 0xDD0EULL
+#define MARK_BEGIN 1
+#define MARK_END 2
+#define MARK_OP_BASE 1000
+
+static void count_marker(unsigned id) {
+#if defined(__linux__)
+    syscall(SYS_lseek, -1, (long long)(COUNT_MARKER_TAG << 32 | id), SEEK_SET);
+#else
+    (void)id;
+#endif
+}
+
+static void op_marker(void *context, int op, int phase) {
+    (void)context;
+    count_marker(MARK_OP_BASE + 2u * (unsigned)op + (unsigned)phase);
+}
+
 typedef struct options {
     const char *model, *input, *output, *kernels;
-    int threads, bench, info;
+    int threads, bench, info, count;
 } options;
 
 static void usage(FILE *to) {
     fprintf(to,
             "usage: ddq-run MODEL.ddqb [--input X.npy|X.raw] [--output Y.npy] [--threads N]\n"
-            "                          [--kernels reference] [--bench N] [--info]\n"
+            "                          [--kernels reference] [--bench N] [--info] [--count N]\n"
             "Runs an edge bundle (float32 NCHW in, float32 out).\n");
 }
 
@@ -64,6 +95,11 @@ static int parse_args(int argc, char **argv, options *o) {
                 fprintf(stderr, "ddq-run: --bench must be a positive count\n");
                 return -1;
             }
+        } else if (!strcmp(a, "--count") && next) {
+            if (parse_int(argv[++i], 1, 1000000, &o->count)) {
+                fprintf(stderr, "ddq-run: --count must be a positive count\n");
+                return -1;
+            }
         } else if (a[0] != '-' && !o->model) {
             o->model = a;
         } else {
@@ -75,8 +111,8 @@ static int parse_args(int argc, char **argv, options *o) {
         fprintf(stderr, "ddq-run: no model given\n");
         return -1;
     }
-    if (!o->info && !o->bench && (!o->input || !o->output)) {
-        fprintf(stderr, "ddq-run: give --input and --output, or --bench N, or --info\n");
+    if (!o->info && !o->bench && !o->count && (!o->input || !o->output)) {
+        fprintf(stderr, "ddq-run: give --input and --output, or --bench N, --count N or --info\n");
         return -1;
     }
     return 0;
@@ -204,6 +240,24 @@ failed:
     return 1;
 }
 
+static int count_instructions(ddq_session *session, const float *x, int64_t batch, float *y, int runs) {
+    ddq_error error;
+    if (ddq_session_run(session, x, batch, y, &error)) goto failed; /* warm-up: first-touch page faults */
+    count_marker(MARK_BEGIN);
+    for (int r = 0; r < runs; r++)
+        if (ddq_session_run(session, x, batch, y, &error)) goto failed;
+    count_marker(MARK_END);
+    ddq_session_set_op_observer(session, op_marker, NULL);
+    if (ddq_session_run(session, x, batch, y, &error)) goto failed;
+    ddq_session_set_op_observer(session, NULL, NULL);
+    printf("counted %d inference(s) between markers %d and %d; per-op markers from %d\n", runs, MARK_BEGIN, MARK_END,
+           MARK_OP_BASE);
+    return 0;
+failed:
+    fprintf(stderr, "ddq-run: %s\n", error.message);
+    return 1;
+}
+
 int main(int argc, char **argv) {
     options o;
     if (parse_args(argc, argv, &o)) {
@@ -233,7 +287,7 @@ int main(int argc, char **argv) {
     if (o.input) {
         batch = load_input(o.input, &info.input, &x);
         if (batch < 0) goto done;
-    } else if (o.bench) {
+    } else if (o.bench || o.count) {
         x = calloc((size_t)info.input.elements, sizeof *x); /* zeros: timing does not depend on values */
         if (!x) goto done;
     }
@@ -242,6 +296,8 @@ int main(int argc, char **argv) {
         if (!y) goto done;
         if (o.bench) {
             if (bench(model, session, x, batch, y, o.bench)) goto done;
+        } else if (o.count) {
+            if (count_instructions(session, x, batch, y, o.count)) goto done;
         } else if (ddq_session_run(session, x, batch, y, &error)) {
             fprintf(stderr, "ddq-run: %s\n", error.message);
             goto done;

@@ -127,6 +127,11 @@ int ddq_session_threads(const ddq_session *session);
 int ddq_session_op_count(const ddq_session *session);
 const uint64_t *ddq_session_op_nanoseconds(const ddq_session *session);
 
+/* An observer called on the running thread before (phase 0) and after (phase 1) every op of
+ * every sample, e.g. to attribute time or instruction counts to ops. NULL removes it. */
+typedef void (*ddq_op_observer)(void *context, int op_index, int phase);
+void ddq_session_set_op_observer(ddq_session *session, ddq_op_observer observer, void *context);
+
 /* The CPU features the kernel dispatch sees, e.g. "asimd asimddp" or "sse4.1 avx2". */
 const char *ddq_cpu_features(void);
 
