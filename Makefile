@@ -23,14 +23,15 @@ $(VENV)/.installed: pyproject.toml setup.py $(RUNTIME_SOURCES)
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
 
+# Train, convert, check runtime == reference, profile natively and on emulated Pi 4 / Pi 5 cores.
 demo: setup
-	$(BIN)/ddq-edge train -o runs/ddq-model.pt
-	$(BIN)/ddq-edge convert runs/ddq-model.pt -o runs/ddq-model.ddqb
-	$(BIN)/ddq-edge inspect runs/ddq-model.ddqb
+	$(BIN)/ddq-edge demo -o runs/demo
 
 # DDQ_REQUIRE_TOOLCHAINS: a missing cross compiler, qemu or clang fails the tests, never skips them.
+# The emulator lab (aarch64 Python, onnxruntime, LiteRT, plugin) is cached under ~/.cache/ddq-edge.
 test: setup toolchains
-	DDQ_REQUIRE_TOOLCHAINS=1 $(BIN)/python -m pytest -q
+	$(BIN)/ddq-edge emulator setup
+	DDQ_REQUIRE_TOOLCHAINS=1 DDQ_TEST_EMULATOR=1 $(BIN)/python -m pytest -q
 
 clean:
 	rm -rf $(VENV) build *.egg-info runs ddq_edge/_runtime*.so

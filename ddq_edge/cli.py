@@ -285,5 +285,137 @@ def run(bundle, input_path, top_k, threads, as_json, output):
         click.echo(f"wrote {output} (float32 {tuple(y.shape)})")
 
 
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the profiles as JSON.")
+def devices(as_json):
+    """List the device profiles (Raspberry Pi boards and Cortex cores) for `profile --device`."""
+    from .devices import main_devices
+
+    sys.exit(main_devices(as_json))
+
+
+@main.group()
+def emulator():
+    """The emulated aarch64 lab (QEMU) that `profile --emulate` runs on."""
+
+
+@emulator.command("setup")
+@click.option("--force", is_flag=True, help="Rebuild everything, not only what is missing or stale.")
+def emulator_setup(force):
+    """Build and cache the lab: an aarch64 Python with onnxruntime and LiteRT, per-core roots,
+    the instruction-count plugin and the aarch64 ddq-edge runtime."""
+    from .emulation import cli_setup
+
+    sys.exit(cli_setup(force))
+
+
+@emulator.command("status")
+def emulator_status():
+    """What the lab holds and whether the host has the tools it needs."""
+    from .emulation import cli_status
+
+    sys.exit(cli_status())
+
+
+@main.command()
+@click.argument("bundle", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
+@click.option("--device", help="Device profile id (see `ddq-edge devices`), e.g. rpi4.")
+@click.option("--emulate", is_flag=True,
+              help="Also count retired instructions on the device's core under qemu-aarch64 and "
+                   "estimate its latency with the profile's cost model.")
+@click.option("--baselines", default="float,int8", show_default=True,
+              help="Baseline groups built from the same model: float (LiteRT, ONNX Runtime), "
+                   "int8 (LiteRT QS8, ONNX Runtime QDQ); '' for none.")
+@click.option("--baselines-dir", type=click.Path(file_okay=False),
+              help="Where the baseline models are kept (default: a cache folder per bundle).")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--rounds", type=click.IntRange(min=3), default=50, show_default=True,
+              help="Interleaved native rounds (one inference per engine each).")
+@click.option("--emulated-runs", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Inferences counted per engine under QEMU.")
+@click.option("--no-native", is_flag=True, help="Skip the native wall-clock measurement.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False),
+              help="Write JSON, the table and PNG plots into this folder.")
+def profile(bundle, device, emulate, baselines, baselines_dir, threads, rounds, emulated_runs,
+            no_native, as_json, report_dir):
+    """How fast is MODEL against float and int8 baselines of the same model?
+
+    Natively: interleaved wall-clock medians and p90 of every engine, peak memory, model
+    sizes. With --emulate on a --device: retired guest instructions per inference under
+    qemu-aarch64 (deterministic), per-op instructions of the ddq-edge runtime, a latency
+    estimate from the device's cost model, and QEMU's own wall time (not the device's).
+
+    \b
+    Examples:
+      ddq-edge profile model.ddqb
+      ddq-edge profile model.ddqb --device rpi4 --emulate --report profile-rpi4
+    """
+    from .devices import DeviceProfileError
+    from .profiling.profile import ProfileError, ProfileRequest, format_table
+    from .profiling.profile import profile as run_profile
+
+    request = ProfileRequest(Path(bundle), device=device, emulate=emulate, baselines=baselines,
+                             threads=threads, rounds=rounds, emulated_runs=emulated_runs,
+                             baselines_dir=Path(baselines_dir) if baselines_dir else None,
+                             native=not no_native)
+    progress = (lambda m: click.echo(m, err=True)) if as_json else (lambda m: click.echo(f"... {m}"))
+    try:
+        result = run_profile(request, progress)
+    except (ProfileError, DeviceProfileError) as error:
+        _fail(str(error))
+    except _emulator_unavailable() as error:
+        _fail(str(error))
+    if report_dir:
+        from .profiling.report import write_report
+
+        files = write_report(result, Path(report_dir))
+        progress(f"wrote {', '.join(str(f) for f in files.values())}")
+    click.echo(json.dumps(result, indent=1) if as_json else format_table(result))
+
+
+@main.command()
+@click.option("-o", "--output", "folder", type=click.Path(file_okay=False), default="runs/demo",
+              show_default=True, help="The report folder.")
+@click.option("--emulate/--no-emulate", default=None,
+              help="Profile on emulated Pi 4 and Pi 5 cores (default: when QEMU and the aarch64 "
+                   "cross compiler are installed).")
+@click.option("--devices", default="rpi4,rpi5", show_default=True, help="Devices to emulate.")
+@click.option("--quick", is_flag=True, help="One epoch per training phase (a smoke test, not the result).")
+@click.pass_context
+def demo(ctx, folder, emulate, devices, quick):
+    """The whole product on the built-in task, written up in one folder.
+
+    Trains MobileNetV2 x0.5 on the harder digits task with DDQ under a 4-bit budget, converts
+    it to an edge bundle, checks the C runtime against the numpy reference bit for bit,
+    profiles it natively against LiteRT and ONNX Runtime (float and int8) and, where QEMU is
+    available, on emulated Raspberry Pi 4 and 5 cores. Writes summary.md, demo.json and PNGs.
+    """
+    from .demo import run_demo
+
+    def train_step(checkpoint: Path) -> dict:
+        epochs = {"float_epochs": 1, "search_epochs": 1, "finetune_epochs": 1} if quick else {}
+        ctx.invoke(train, output=str(checkpoint), **epochs)
+        return json.loads(checkpoint.with_suffix(".json").read_text())
+
+    mode = "auto" if emulate is None else ("always" if emulate else "never")
+    device_ids = tuple(d.strip() for d in devices.split(",") if d.strip())
+    try:
+        result = run_demo(Path(folder), train_step, emulate=mode, devices=device_ids,
+                          progress=lambda m: click.echo(m))
+    except _emulator_unavailable() as error:
+        _fail(str(error))
+    except RuntimeError as error:
+        _fail(str(error))
+    total = sum(result.steps.values())
+    click.echo(f"demo done in {total / 60:.1f} min: {result.folder / 'summary.md'}")
+
+
+def _emulator_unavailable() -> type[Exception]:
+    from .emulation import EmulatorUnavailable
+
+    return EmulatorUnavailable
+
+
 if __name__ == "__main__":
     main()

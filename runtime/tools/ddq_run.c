@@ -243,15 +243,17 @@ failed:
 static int count_instructions(ddq_session *session, const float *x, int64_t batch, float *y, int runs) {
     ddq_error error;
     if (ddq_session_run(session, x, batch, y, &error)) goto failed; /* warm-up: first-touch page faults */
+    uint64_t start = now_ns(); /* clock reads stay outside the markers */
     count_marker(MARK_BEGIN);
     for (int r = 0; r < runs; r++)
         if (ddq_session_run(session, x, batch, y, &error)) goto failed;
     count_marker(MARK_END);
+    double seconds = (now_ns() - start) / 1e9;
     ddq_session_set_op_observer(session, op_marker, NULL);
     if (ddq_session_run(session, x, batch, y, &error)) goto failed;
     ddq_session_set_op_observer(session, NULL, NULL);
-    printf("counted %d inference(s) between markers %d and %d; per-op markers from %d\n", runs, MARK_BEGIN, MARK_END,
-           MARK_OP_BASE);
+    printf("{\"engine\": \"ddq\", \"runs\": %d, \"wall_seconds\": %.9f, \"marks\": [%d, %d], \"op_marks_from\": %d}\n",
+           runs, seconds, MARK_BEGIN, MARK_END, MARK_OP_BASE);
     return 0;
 failed:
     fprintf(stderr, "ddq-run: %s\n", error.message);

@@ -1,0 +1,191 @@
+"""Run one inference engine on one model: the piece of the profiler that also runs on an
+emulated aarch64 Python, so it imports nothing from ddq_edge and needs only numpy and the
+engine itself.
+
+    python harness.py count ENGINE MODEL X.npy N [--threads T]
+        one warm-up inference, count marker 1, N inferences, count marker 2; prints JSON with the
+        wall time of the N inferences (read outside the markers, so the counts stay exact)
+    python harness.py time ENGINE MODEL X.npy N [--threads T] [--warmup W]
+        per-inference wall times and the process's memory (RSS after imports, peak RSS)
+    python harness.py output ENGINE MODEL X.npy OUT.npy [--threads T]
+
+ENGINE: ``ort`` (onnxruntime), ``litert`` (LiteRT's interpreter, XNNPACK on; tflite-runtime's
+where LiteRT is missing) or ``ddq`` (the ddq-edge runtime's Python binding). X.npy is one
+float32 NCHW batch; a TFLite model whose input is NHWC gets it transposed.
+
+Count markers follow ddq_edge/emulation/insn_count_plugin.c: ``lseek(-1, 0xDD0E << 32 | id)``
+fails harmlessly and the plugin records the calling thread's instruction counts.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+MARKER_TAG = 0xDD0E
+MARK_BEGIN, MARK_END = 1, 2
+ENGINE_KINDS = ("ort", "litert", "ddq")
+
+
+def count_marker(mark_id: int) -> None:
+    try:
+        os.lseek(-1, (MARKER_TAG << 32) | mark_id, os.SEEK_SET)
+    except OSError:
+        pass  # EBADF, by design
+
+
+class OrtEngine:
+    def __init__(self, path: str, threads: int) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input: x})[0]
+
+
+def _tflite_interpreter():
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        from tflite_runtime.interpreter import Interpreter
+    return Interpreter
+
+
+class LiteRtEngine:
+    def __init__(self, path: str, threads: int) -> None:
+        self.interpreter = _tflite_interpreter()(model_path=path, num_threads=threads)
+        self.interpreter.allocate_tensors()
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        self.batch = int(self.input["shape"][0])
+
+    def _one(self, x: np.ndarray) -> np.ndarray:
+        shape = tuple(int(d) for d in self.input["shape"])
+        if x.shape != shape and x.ndim == 4 and x.transpose(0, 2, 3, 1).shape == shape:
+            x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))  # NCHW → NHWC
+        self.interpreter.set_tensor(self.input["index"], x)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output["index"]).copy()
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        if x.shape[0] == self.batch:
+            return self._one(x)
+        return np.concatenate([self._one(x[i:i + 1]) for i in range(x.shape[0])])
+
+
+def _ddq_extension():
+    """The runtime's extension module, loaded from its file: importing the ddq_edge package would
+    pull in torch and the training code, and its memory would be charged to the engine."""
+    import glob
+    import importlib.machinery
+    import importlib.util
+
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    found = sorted(glob.glob(os.path.join(package, "_runtime*.so")) + glob.glob(os.path.join(package, "_runtime*.pyd")))
+    if not found:
+        from ddq_edge import _runtime  # an installed layout without the file beside us
+
+        return _runtime
+    loader = importlib.machinery.ExtensionFileLoader("ddq_edge._runtime", found[0])
+    spec = importlib.util.spec_from_file_location("ddq_edge._runtime", found[0], loader=loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+class DdqEngine:
+    def __init__(self, path: str, threads: int) -> None:
+        self.runtime = _ddq_extension().Runtime(path, threads)
+        info = self.runtime.info()
+        self.output_tail = tuple(info["output_shape"][1:])
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        out = np.empty((x.shape[0],) + self.output_tail, np.float32)
+        self.runtime.run_into(np.ascontiguousarray(x, np.float32), x.shape[0], out)
+        return out
+
+
+def load_engine(kind: str, path: str, threads: int = 1):
+    if kind == "ort":
+        return OrtEngine(path, threads)
+    if kind == "litert":
+        return LiteRtEngine(path, threads)
+    if kind == "ddq":
+        return DdqEngine(path, threads)
+    raise ValueError(f"unknown engine {kind!r}; known: {', '.join(ENGINE_KINDS)}")
+
+
+def _status_kib(field: str) -> int:
+    """A memory field of /proc/self/status in KiB (Linux), 0 where unknown. VmHWM is the peak
+    resident set of this program image; getrusage's ru_maxrss would carry the parent's peak
+    across exec on Linux."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _rss_kib() -> int:
+    return _status_kib("VmRSS")
+
+
+def _peak_rss_kib() -> int:
+    return _status_kib("VmHWM")
+
+
+def main(argv: list[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="harness.py")
+    parser.add_argument("mode", choices=("count", "time", "output"))
+    parser.add_argument("engine", choices=ENGINE_KINDS)
+    parser.add_argument("model")
+    parser.add_argument("input")
+    parser.add_argument("arg", help="N inferences (count, time) or the output .npy (output)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--warmup", type=int, default=3)
+    args = parser.parse_args(argv)
+    x = np.load(args.input)
+    rss_imported = _rss_kib()
+    engine = load_engine(args.engine, args.model, args.threads)
+    if args.mode == "output":
+        np.save(args.arg, engine.run(x))
+        return 0
+    runs = int(args.arg)
+    if args.mode == "count":
+        engine.run(x)  # warm-up: lazy initialisation and first-touch page faults stay outside
+        start = time.perf_counter()
+        count_marker(MARK_BEGIN)
+        for _ in range(runs):
+            engine.run(x)
+        count_marker(MARK_END)
+        elapsed = time.perf_counter() - start
+        print(json.dumps({"engine": args.engine, "runs": runs, "wall_seconds": elapsed}))
+        return 0
+    for _ in range(args.warmup):
+        engine.run(x)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        engine.run(x)
+        times.append(time.perf_counter() - start)
+    print(json.dumps({"engine": args.engine, "seconds": times, "rss_after_import_kib": rss_imported,
+                      "rss_peak_kib": _peak_rss_kib()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

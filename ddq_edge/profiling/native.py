@@ -1,0 +1,79 @@
+"""Wall-clock on this machine: every engine in one process, interleaved, and each engine's
+memory in a process of its own.
+
+Interleaving (one inference of each engine per round, the order rotating every round) spreads
+frequency changes, thermal drift and noisy neighbours over all engines alike, so the ratios
+between them hold even when the absolute numbers wander.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import harness
+
+
+@dataclass(frozen=True)
+class EngineModel:
+    """One engine and the model file it runs."""
+
+    key: str      # "ddq-edge", "litert-float", "litert-int8", "ort-float", "ort-int8"
+    kind: str     # harness engine: "ddq", "litert", "ort"
+    path: Path
+
+    @property
+    def model_bytes(self) -> int:
+        return self.path.stat().st_size
+
+
+@dataclass(frozen=True)
+class Timing:
+    seconds: list[float]
+
+    @property
+    def median_ms(self) -> float:
+        return float(np.median(self.seconds) * 1e3)
+
+    @property
+    def p90_ms(self) -> float:
+        return float(np.percentile(self.seconds, 90) * 1e3)
+
+    def as_dict(self) -> dict:
+        return {"median_ms": self.median_ms, "p90_ms": self.p90_ms, "runs": len(self.seconds)}
+
+
+def time_interleaved(engines: list[EngineModel], x: np.ndarray, *, threads: int = 1,
+                     rounds: int = 50, warmup: int = 3) -> dict[str, Timing]:
+    """Median-ready wall times of every engine, measured in interleaved rounds."""
+    loaded = {e.key: harness.load_engine(e.kind, str(e.path), threads) for e in engines}
+    for engine in loaded.values():
+        for _ in range(warmup):
+            engine.run(x)
+    keys = list(loaded)
+    seconds: dict[str, list[float]] = {k: [] for k in keys}
+    for r in range(rounds):
+        for k in keys[r % len(keys):] + keys[:r % len(keys)]:
+            start = time.perf_counter()
+            loaded[k].run(x)
+            seconds[k].append(time.perf_counter() - start)
+    return {k: Timing(v) for k, v in seconds.items()}
+
+
+def measure_memory(engine: EngineModel, input_path: Path, *, threads: int = 1) -> dict[str, float]:
+    """Peak resident memory of a process that loads the model and runs it, and how much of
+    that the model added on top of the interpreter and the engine's libraries."""
+    result = subprocess.run(
+        [sys.executable, harness.__file__, "time", engine.kind, str(engine.path), str(input_path), "5",
+         "--threads", str(threads), "--warmup", "1"],
+        capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        raise RuntimeError(f"{engine.key}: measuring memory failed:\n{result.stderr[-2000:]}")
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    peak, base = report["rss_peak_kib"] / 1024, report["rss_after_import_kib"] / 1024
+    return {"peak_rss_mib": peak, "model_and_run_mib": max(0.0, peak - base)}
