@@ -34,13 +34,18 @@ def plot_layers(result: dict[str, Any], path: Path) -> Path:
     top.set_yticks(range(0, 9, 2))
     top.legend(loc="lower left", ncols=2)
     top.set_title("Learned bits per layer and each layer's share of the inference")
-    width = 0.4
+    series = []
     if any("native_ms" in r for r in rows):
-        bottom.bar([i - width / 2 for i in index], [100 * r.get("native_ms", 0.0) / total_ms for r in rows],
-                   width, label="host wall-clock share")
+        series.append(([100 * r.get("native_ms", 0.0) / total_ms for r in rows], "host wall-clock share"))
     if any("instructions" in r for r in rows):
-        bottom.bar([i + width / 2 for i in index], [100 * r.get("instructions", 0) / total_insn for r in rows],
-                   width, label=f"instruction share ({result['device']['qemu_cpu']}, emulated)")
+        series.append(([100 * r.get("instructions", 0) / total_insn for r in rows],
+                       f"instruction share ({result['device']['qemu_cpu']}, emulated)"))
+    width = 0.8 / max(1, len(series))
+    for j, (values, label) in enumerate(series):
+        bottom.bar([i + (j - (len(series) - 1) / 2) * width for i in index], values, width, label=label)
+    total_macs = sum(r["macs"] for r in rows) or 1
+    bottom.plot(index, [100 * r["macs"] / total_macs for r in rows], color="black", lw=1, marker=".",
+                label="share of the MACs (the work)")
     bottom.set_ylabel("% of inference")
     bottom.set_xlabel("weighted layer (conv / fully connected), input to output")
     bottom.legend(loc="upper left")
@@ -66,6 +71,9 @@ def plot_speedups(result: dict[str, Any], path: Path) -> Path:
         bars = ax.bar(xs, values, width, label=label)
         ax.bar_label(bars, labels=[f"{v:.2f}x" if v else "" for v in values], fontsize=8)
     ax.axhline(1.0, color="black", lw=1)
+    shown = [v for row in ups.values() for v in row.values() if v > 0]
+    if shown and (max(shown) / min(shown) > 20 or min(shown) < 0.1):
+        ax.set_yscale("log")  # ratios spanning orders of magnitude stay readable
     ax.set_xticks(range(len(keys)), [ENGINE_LABELS[k] for k in keys], rotation=12)
     ax.set_ylabel("baseline time / ddq-edge time")
     device = result.get("device")
