@@ -301,12 +301,14 @@ def emulator():
 
 @emulator.command("setup")
 @click.option("--force", is_flag=True, help="Rebuild everything, not only what is missing or stale.")
-def emulator_setup(force):
+@click.option("--with-tflite-runtime", is_flag=True,
+              help="Also an aarch64 site with tflite-runtime 2.14 (it needs numpy < 2).")
+def emulator_setup(force, with_tflite_runtime):
     """Build and cache the lab: an aarch64 Python with onnxruntime and LiteRT, per-core roots,
     the instruction-count plugin and the aarch64 ddq-edge runtime."""
     from .emulation import cli_setup
 
-    sys.exit(cli_setup(force))
+    sys.exit(cli_setup(force, tflite=with_tflite_runtime))
 
 
 @emulator.command("status")
