@@ -65,7 +65,7 @@ def write_summary(result: DemoResult, profiles: dict[str, dict[str, Any]], image
     lines += [f"Edge bundle `{b['path']}`: {b['bytes']:,} bytes ({b['macs'] / 1e6:.1f} M MACs per inference).", ""]
     c = f["runtime_check"]
     lines += [f"C runtime vs numpy reference on {c['samples']} test images: {c['bit_exact_samples']} of "
-              f"{c['samples']} outputs identical bit for bit; runtime top-1 {c['top1']:.2f} %.", ""]
+              f"{c['samples']} outputs identical bit for bit; top-1 on these images {c['top1']:.2f} %.", ""]
     for name, result_profile in profiles.items():
         lines += [f"## Profile: {name}", "", "```", _table(result_profile), "```", ""]
         ups = speedups(result_profile)
