@@ -60,9 +60,9 @@ class OpTiming:
 class Runtime:
     """A loaded ``.ddqb`` bundle with a session (arena and ``threads`` worker threads).
 
-    ``kernels`` forces a kernel set (``"reference"``); by default the runtime picks the best one
-    for this CPU, or the one named by the ``DDQ_KERNELS`` environment variable. One Runtime runs
-    one inference at a time; use one per Python thread.
+    ``kernels`` forces a kernel set (``"neon"`` on aarch64, ``"generic"``, ``"reference"``); by
+    default the runtime picks the best one for this CPU, or the one named by the ``DDQ_KERNELS``
+    environment variable. One Runtime runs one inference at a time; use one per Python thread.
     """
 
     def __init__(self, path: str | os.PathLike, threads: int = 1, kernels: str | None = None) -> None:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The system tools the C runtime's builds and tests use: a C compiler and cmake (the Python
-# extension and native builds), clang (the libFuzzer harness), the aarch64 cross compiler and
-# qemu-user (the Cortex-A53/A72/A76 runs). Installs what is missing with apt-get when run as
+# extension and native builds), clang (the libFuzzer harness), the aarch64 cross compiler, its
+# sanitizer runtimes and qemu-user (the Cortex-A53/A72/A76 runs). Installs what is missing with apt-get when run as
 # root; otherwise prints the command to run.
 set -euo pipefail
 
@@ -14,6 +14,9 @@ need clang clang
 need aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu
 need qemu-aarch64 qemu-user
 [ -e /usr/aarch64-linux-gnu/lib/libc.a ] || missing+=(libc6-dev-arm64-cross)
+# the aarch64 sanitizer runtimes: the NEON kernels run under ASan+UBSan in qemu-aarch64
+compgen -G "/usr/aarch64-linux-gnu/lib/libasan.so.*" >/dev/null || missing+=(libasan8-arm64-cross)
+compgen -G "/usr/aarch64-linux-gnu/lib/libubsan.so.*" >/dev/null || missing+=(libubsan1-arm64-cross)
 python="${PYTHON:-python3}"
 include="$("$python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null || true)"
 [ -e "$include/Python.h" ] || missing+=(python3-dev)

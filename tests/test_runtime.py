@@ -1,9 +1,12 @@
 """The C runtime through its Python binding, against the numpy reference, with tolerance 0.
 
 Exactness is checked on float32 bit patterns: the last op is a dequantize, f32(q − zp)·scale,
-which is injective on the codes, so equal bits mean equal integer codes.
+which is injective on the codes, so equal bits mean equal integer codes. The conformance tests
+run every kernel set this machine has (x86: generic and reference; aarch64: neon too); the
+aarch64 sets are also run under QEMU by tests/test_runtime_builds.py.
 """
 import os
+import platform
 import threading
 from pathlib import Path
 
@@ -15,10 +18,26 @@ from ddq_edge.bundle import BundleError, encode_bundle, read_bundle, write_bundl
 from ddq_edge.ir import Graph, Op, QuantParams, Tensor
 from ddq_edge.reference import run
 from ddq_edge.runtime import RuntimeLoadError, cpu_features
+from ddq_edge.testing.kernel_cases import kernel_cases
 from ddq_edge.testing.random_graphs import FEATURES, graph_grid
 
 DEMO_BUNDLE = Path(__file__).parent / "data" / "demo-mnv2-ddq4.ddqb"
 GRID_SIZE = 120
+
+
+def available_kernel_sets() -> list[str]:
+    """The kernel sets this build has and this CPU runs, best first."""
+    sets = []
+    for name in ("neon", "generic", "reference"):
+        try:
+            Runtime(DEMO_BUNDLE, kernels=name)
+        except (ValueError, RuntimeLoadError):  # unknown to this build / not for this CPU
+            continue
+        sets.append(name)
+    return sets
+
+
+KERNEL_SETS = available_kernel_sets()
 
 
 def bits(a: np.ndarray) -> np.ndarray:
@@ -38,6 +57,12 @@ def grid(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def grid_expected(grid):
+    """The numpy reference's output for each grid graph."""
+    return [run(graph, x) for graph, x, _ in grid]
+
+
+@pytest.fixture(scope="module")
 def demo_images():
     """256 test images of the task the demo model was trained on (generated offline)."""
     from ddq_edge.data import get_task
@@ -48,13 +73,19 @@ def demo_images():
 
 # --------------------------------------------------------------------------- exactness
 
-def test_random_graphs_match_the_reference_bit_for_bit(grid):
+def test_kernel_sets_of_this_machine():
+    assert KERNEL_SETS[-2:] == ["generic", "reference"]
+    if platform.machine() in ("aarch64", "arm64"):
+        assert KERNEL_SETS[0] == "neon"
+
+
+@pytest.mark.parametrize("kernels", KERNEL_SETS)
+def test_random_graphs_match_the_reference_bit_for_bit(grid, grid_expected, kernels):
     seen = set()
-    for graph, x, path in grid:
-        expected = run(graph, x)
-        got = Runtime(path).run(x)
+    for (graph, x, path), expected in zip(grid, grid_expected):
+        got = Runtime(path, kernels=kernels).run(x)
         assert got.shape == expected.shape
-        assert np.array_equal(bits(got), bits(expected)), (path.name, graph.metadata)
+        assert np.array_equal(bits(got), bits(expected)), (kernels, path.name, graph.metadata)
         seen.update(op.kind for op in graph.ops)
         seen.add(graph.metadata.get("feature"))
     assert seen >= set(FEATURES) | {"conv2d", "fully_connected", "add", "avg_pool", "max_pool",
@@ -62,22 +93,52 @@ def test_random_graphs_match_the_reference_bit_for_bit(grid):
                                      "dequantize"}
 
 
-def test_demo_model_matches_the_reference_bit_for_bit(demo_images):
+@pytest.fixture(scope="module")
+def demo_expected(demo_images):
+    return run(DEMO_BUNDLE, demo_images[0])
+
+
+@pytest.mark.parametrize("kernels", KERNEL_SETS)
+def test_demo_model_matches_the_reference_bit_for_bit(demo_images, demo_expected, kernels):
     x, labels = demo_images
-    runtime = Runtime(DEMO_BUNDLE, threads=2)
+    runtime = Runtime(DEMO_BUNDLE, threads=2, kernels=kernels)
     got = runtime.run(x)
-    expected = run(DEMO_BUNDLE, x)
-    assert np.array_equal(bits(got), bits(expected))
+    assert np.array_equal(bits(got), bits(demo_expected))
     assert (got.argmax(1) == labels).mean() > 0.85  # the model, not just the arithmetic, works
 
 
+@pytest.fixture(scope="module")
+def fast_path_cases(tmp_path_factory):
+    """(case, bundle path, reference output) for the fast kernels' edge cases."""
+    root = tmp_path_factory.mktemp("kernel-cases")
+    cases = []
+    for i, case in enumerate(kernel_cases()):
+        path = root / f"k{i:02d}.ddqb"
+        write_bundle(case.graph, path)
+        cases.append((case, path, run(case.graph, case.x)))
+    return cases
+
+
+@pytest.mark.parametrize("kernels", KERNEL_SETS)
+def test_fast_path_edge_cases_match_the_reference_bit_for_bit(fast_path_cases, kernels):
+    """Tails of the 8-channel blocks and 8-pixel tiles, several panels, small and odd maps,
+    accumulators at the int32 bound, multipliers from 2^-31 to 2^20; 1, 3 and 4 threads (so
+    that work ranges start inside a block of 8 channels)."""
+    for case, path, expected in fast_path_cases:
+        for threads in (1, 3, 4):
+            got = Runtime(path, kernels=kernels, threads=threads).run(case.x)
+            assert np.array_equal(bits(got), bits(expected)), (kernels, threads, case.name)
+
+
+@pytest.mark.parametrize("kernels", KERNEL_SETS)
 @pytest.mark.parametrize("threads", [2, 3, 4])
-def test_thread_count_does_not_change_outputs(grid, demo_images, threads):
+def test_thread_count_does_not_change_outputs(grid, demo_images, threads, kernels):
     for graph, x, path in grid[::4]:
-        assert np.array_equal(bits(Runtime(path, threads=threads).run(x)), bits(Runtime(path).run(x)))
+        assert np.array_equal(bits(Runtime(path, threads=threads, kernels=kernels).run(x)),
+                              bits(Runtime(path, kernels=kernels).run(x)))
     x = demo_images[0][:32]
-    assert np.array_equal(bits(Runtime(DEMO_BUNDLE, threads=threads).run(x)),
-                          bits(Runtime(DEMO_BUNDLE, threads=1).run(x)))
+    assert np.array_equal(bits(Runtime(DEMO_BUNDLE, threads=threads, kernels=kernels).run(x)),
+                          bits(Runtime(DEMO_BUNDLE, threads=1, kernels=kernels).run(x)))
 
 
 def test_batch_runs_sample_by_sample(grid):
@@ -233,15 +294,18 @@ def test_info_timings_and_kernel_selection(monkeypatch):
     runtime = Runtime(DEMO_BUNDLE)
     assert runtime.input_shape == (1, 1, 16, 16) and runtime.output_shape == (1, 10)
     assert runtime.metadata["architecture"]["name"] == "mobilenet_v2"
-    assert runtime.kernels == "reference"  # the only set so far; faster ones are chosen first
+    assert runtime.kernels == KERNEL_SETS[0]  # the best set this CPU runs: neon on aarch64, else generic
+    assert runtime.kernels == ("neon" if platform.machine() in ("aarch64", "arm64") else "generic")
     assert cpu_features()
     runtime.run(np.zeros((2, 1, 16, 16), np.float32))
     timings = runtime.op_timings()
     assert len(timings) == len(read_bundle(DEMO_BUNDLE).ops)
     assert all(t.seconds >= 0 for t in timings) and sum(t.seconds for t in timings) > 0
     assert {t.kind for t in timings} >= {"conv2d", "add", "fully_connected"}
-    monkeypatch.setenv("DDQ_KERNELS", "reference")
-    assert Runtime(DEMO_BUNDLE).kernels == "reference"
+    for name in KERNEL_SETS:
+        monkeypatch.setenv("DDQ_KERNELS", name)
+        assert Runtime(DEMO_BUNDLE).kernels == name
+        assert Runtime(DEMO_BUNDLE, kernels="reference").kernels == "reference"  # the option wins
     monkeypatch.setenv("DDQ_KERNELS", "no-such-kernels")
     with pytest.raises(ValueError, match="unknown kernel set 'no-such-kernels'"):
         Runtime(DEMO_BUNDLE)

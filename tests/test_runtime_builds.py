@@ -1,6 +1,10 @@
 """The C runtime's other builds, driven from pytest: ASan+UBSan, the libFuzzer loader harness,
 and the aarch64 cross build under qemu-aarch64 as Cortex-A53, A72 and A76.
 
+Every kernel set of a build is held to the numpy reference bit for bit on the random grid
+(graph_grid(120), as in tests/test_runtime.py) and on the fast kernels' edge cases: generic and
+reference under the sanitizers, neon, generic and reference under QEMU.
+
 These need cmake, a C compiler, clang (fuzzer), gcc-aarch64-linux-gnu and qemu-user; `make
 test` installs them (scripts/install-toolchains.sh) and sets DDQ_REQUIRE_TOOLCHAINS=1, which
 turns a missing tool into a failure instead of a skip.
@@ -18,6 +22,7 @@ import pytest
 from ddq_edge import Runtime
 from ddq_edge.bundle import write_bundle
 from ddq_edge.reference import run
+from ddq_edge.testing.kernel_cases import kernel_cases
 from ddq_edge.testing.random_graphs import graph_grid
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,6 +31,10 @@ BUILD_ROOT = ROOT / "build" / "tests"
 DEMO_BUNDLE = ROOT / "tests" / "data" / "demo-mnv2-ddq4.ddqb"
 REGRESSIONS = RUNTIME / "tests" / "fuzz_regressions"
 QEMU_CPUS = ("cortex-a53", "cortex-a72", "cortex-a76")
+ARM_SYSROOT = Path("/usr/aarch64-linux-gnu")
+GRID_SIZE = 120
+HOST_KERNEL_SETS = ("generic", "reference")        # x86 builds
+ARM_KERNEL_SETS = ("neon", "generic", "reference")  # aarch64 builds
 FUZZ_RUNS = 100_000
 
 
@@ -70,17 +79,41 @@ def arm_build() -> Path:
                        f"-DCMAKE_TOOLCHAIN_FILE={RUNTIME / 'cmake' / 'aarch64-linux-gnu.cmake'}")
 
 
-@pytest.fixture(scope="module")
-def grid_cases(tmp_path_factory):
-    """Bundles, inputs (.npy) and reference outputs for a grid of small graphs."""
-    root = tmp_path_factory.mktemp("builds-grid")
+def write_cases(root: Path, graphs, prefix: str) -> list[tuple[Path, Path, np.ndarray]]:
     cases = []
-    for i, (graph, x) in enumerate(graph_grid(51)):
-        bundle, inp = root / f"g{i:02d}.ddqb", root / f"g{i:02d}-x.npy"
+    for i, (graph, x) in enumerate(graphs):
+        bundle, inp = root / f"{prefix}{i:03d}.ddqb", root / f"{prefix}{i:03d}-x.npy"
         write_bundle(graph, bundle)
         np.save(inp, x)
         cases.append((bundle, inp, run(graph, x)))
     return cases
+
+
+@pytest.fixture(scope="module")
+def arm_asan_build() -> Path:
+    """aarch64, ASan + UBSan, linked dynamically: runs under qemu-aarch64 -L ARM_SYSROOT."""
+    need("aarch64-linux-gnu-gcc", "qemu-aarch64")
+    for lib in ("libasan.so", "libubsan.so"):
+        if not list((ARM_SYSROOT / "lib").glob(lib + ".*")):
+            message = f"missing {ARM_SYSROOT / 'lib' / lib}.* (scripts/install-toolchains.sh installs it)"
+            if os.environ.get("DDQ_REQUIRE_TOOLCHAINS") == "1":
+                pytest.fail(message)
+            pytest.skip(message)
+    return cmake_build("aarch64-asan", "-DCMAKE_BUILD_TYPE=Debug", "-DDDQ_SANITIZE=ON",
+                       f"-DCMAKE_TOOLCHAIN_FILE={RUNTIME / 'cmake' / 'aarch64-linux-gnu.cmake'}")
+
+
+@pytest.fixture(scope="module")
+def grid_cases(tmp_path_factory):
+    """Bundles, inputs (.npy) and reference outputs for the grid of small random graphs."""
+    return write_cases(tmp_path_factory.mktemp("builds-grid"), graph_grid(GRID_SIZE), "g")
+
+
+@pytest.fixture(scope="module")
+def conformance_cases(grid_cases, tmp_path_factory):
+    """The grid and the fast kernels' edge cases (ddq_edge.testing.kernel_cases)."""
+    edge = [(case.graph, case.x) for case in kernel_cases()]
+    return grid_cases + write_cases(tmp_path_factory.mktemp("builds-kernel-cases"), edge, "k")
 
 
 def assert_same_bits(path: Path, expected: np.ndarray) -> None:
@@ -91,8 +124,11 @@ def assert_same_bits(path: Path, expected: np.ndarray) -> None:
 
 # --------------------------------------------------------------------------- ASan + UBSan
 
-def test_c_unit_tests_under_sanitizers(asan_build):
-    out = sh(asan_build / "test_runtime").stdout
+def test_c_unit_tests_under_sanitizers(asan_build, conformance_cases):
+    # and every kernel set with 1–4 threads on the demo model and every conformance bundle,
+    # byte for byte against the reference set, with no allocation in a run
+    bundles = [bundle for bundle, _, _ in conformance_cases]
+    out = sh(asan_build / "test_runtime", DEMO_BUNDLE, *bundles).stdout
     assert "all checks passed" in out
 
 
@@ -104,10 +140,12 @@ def test_loader_rejects_corruption_cleanly_under_sanitizers(asan_build, grid_cas
     assert ": 0 accepted" in out
 
 
-def test_ddq_run_matches_the_reference_under_sanitizers(asan_build, grid_cases, tmp_path):
-    for i, (bundle, inp, expected) in enumerate(grid_cases[:25]):
+@pytest.mark.parametrize("kernels", HOST_KERNEL_SETS)
+def test_ddq_run_matches_the_reference_under_sanitizers(asan_build, conformance_cases, kernels, tmp_path):
+    for i, (bundle, inp, expected) in enumerate(conformance_cases):
         out = tmp_path / f"y{i}.npy"
-        sh(asan_build / "ddq-run", bundle, "--input", inp, "--output", out, "--threads", 1 + i % 4)
+        sh(asan_build / "ddq-run", bundle, "--input", inp, "--output", out, "--threads", 1 + i % 4,
+           "--kernels", kernels)
         assert_same_bits(out, expected)
 
 
@@ -162,18 +200,36 @@ def demo_on_x86(tmp_path_factory):
 
 
 @pytest.mark.parametrize("cpu", QEMU_CPUS)
-def test_aarch64_build_is_bit_exact_under_qemu(arm_build, grid_cases, demo_on_x86, cpu, tmp_path):
+def test_aarch64_build_is_bit_exact_under_qemu(arm_build, conformance_cases, demo_on_x86, cpu, tmp_path):
     qemu = ["qemu-aarch64", "-cpu", cpu]
-    out = sh(*qemu, arm_build / "test_runtime").stdout
+    # unit tests, the NEON requantization against the scalar one, every set on the demo model
+    out = sh(*qemu, arm_build / "test_runtime", DEMO_BUNDLE).stdout
     assert "all checks passed" in out
     expected_features = "asimd asimdhp asimddp" if cpu == "cortex-a76" else "asimd"
     assert f"(cpu: {expected_features})" in out  # the dispatch sees what each core has
-    for i, (bundle, inp, expected) in enumerate(grid_cases):
-        y = tmp_path / f"y{i}.npy"
-        sh(*qemu, arm_build / "ddq-run", bundle, "--input", inp, "--output", y, "--threads", 1 + i % 3)
-        assert_same_bits(y, expected)
-    # the demo model: the same .npy, byte for byte, as the Python binding on x86
-    y = tmp_path / "y-demo.npy"
-    sh(*qemu, arm_build / "ddq-run", DEMO_BUNDLE, "--input", demo_on_x86 / "x.npy", "--output", y,
-       "--threads", 2)
-    assert y.read_bytes() == (demo_on_x86 / "y-binding.npy").read_bytes()
+    info = sh(*qemu, arm_build / "ddq-run", DEMO_BUNDLE, "--info").stdout
+    assert f"kernels          neon (cpu: {expected_features})" in info  # the default on every Pi core
+    for kernels in ARM_KERNEL_SETS:
+        for i, (bundle, inp, expected) in enumerate(conformance_cases):
+            y = tmp_path / f"y{i}.npy"
+            sh(*qemu, arm_build / "ddq-run", bundle, "--input", inp, "--output", y, "--threads", 1 + i % 3,
+               "--kernels", kernels)
+            assert_same_bits(y, expected)
+        # the demo model: the same .npy, byte for byte, as the Python binding on x86
+        y = tmp_path / "y-demo.npy"
+        sh(*qemu, arm_build / "ddq-run", DEMO_BUNDLE, "--input", demo_on_x86 / "x.npy", "--output", y,
+           "--threads", 2, "--kernels", kernels)
+        assert y.read_bytes() == (demo_on_x86 / "y-binding.npy").read_bytes(), kernels
+
+
+def test_aarch64_kernels_under_sanitizers_in_qemu(arm_asan_build, conformance_cases):
+    """The neon kernels (and generic, reference) on aarch64 under ASan + UBSan: test_runtime runs
+    every set with 1–4 threads on every conformance bundle and on the demo model, checks that a
+    run allocates nothing and compares each set with the reference set byte for byte. One
+    process for all bundles (an instrumented start under QEMU takes about a second);
+    LeakSanitizer does not work under QEMU's ptrace-like emulation, so leaks are left to the
+    x86 sanitizer build."""
+    bundles = [bundle for bundle, _, _ in conformance_cases]
+    out = sh("qemu-aarch64", "-L", ARM_SYSROOT, "-cpu", "cortex-a53", arm_asan_build / "test_runtime", DEMO_BUNDLE,
+             *bundles, env={**os.environ, "ASAN_OPTIONS": "detect_leaks=0"}).stdout
+    assert "all checks passed (cpu: asimd)" in out

@@ -22,8 +22,15 @@
 #define HWCAP2_BIT_I8MM (1ul << 13)
 #endif
 
-/* Best first. The bitwidth-aware NEON / dot-product / x86 sets slot in above the reference. */
-static const ddq_kernel_set *const KERNEL_SETS[] = {&ddq_kernels_reference};
+/* Best first: neon (aarch64 builds), generic (portable C, vectorized by the compiler), reference.
+ * Further bitwidth-aware sets (dot product, x86) slot in above the ones they beat. */
+static const ddq_kernel_set *const KERNEL_SETS[] = {
+#if defined(DDQ_HAVE_NEON_KERNELS)
+    &ddq_kernels_neon,
+#endif
+    &ddq_kernels_generic,
+    &ddq_kernels_reference,
+};
 #define KERNEL_SET_COUNT (sizeof KERNEL_SETS / sizeof KERNEL_SETS[0])
 
 static char features[128];

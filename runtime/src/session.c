@@ -15,6 +15,8 @@ typedef struct op_job {
     ddq_op_args args;
     int64_t items;
     int tasks;
+    uint8_t *scratch;        /* task t uses scratch + t · scratch_stride */
+    size_t scratch_stride;
 } op_job;
 
 struct ddq_session {
@@ -25,10 +27,38 @@ struct ddq_session {
     uint8_t *arena;
     ddq_thread_pool *pool;
     ddq_work *work;          /* per op */
+    void **prepared;         /* per op: the kernel set's prepare() result, or NULL */
+    uint8_t *scratch;        /* threads × scratch_stride bytes, 64-byte aligned, or NULL */
+    size_t scratch_stride;   /* the largest scratch_bytes() over the ops, rounded to 64 */
     uint64_t *op_ns;         /* per op, last run */
     ddq_op_observer observer;
     void *observer_context;
 };
+
+/* The kernel set's per-op data and the per-thread scratch, made once: a run allocates nothing. */
+static ddq_status prepare_kernels(ddq_session *s, ddq_error *error) {
+    const ddq_model *m = s->model;
+    const ddq_kernel_set *k = s->kernels;
+    s->prepared = calloc(m->op_count ? m->op_count : 1, sizeof *s->prepared);
+    if (!s->prepared) return ddq_fail(error, DDQ_ERR_NOMEM, "out of memory for the kernels' data");
+    size_t scratch = 0;
+    for (uint32_t i = 0; i < m->op_count; i++) {
+        if (k->prepare) s->prepared[i] = k->prepare(m, &m->ops[i]);
+        if (k->scratch_bytes) {
+            size_t need = k->scratch_bytes(m, &m->ops[i]);
+            if (need > scratch) scratch = need;
+        }
+    }
+    if (!scratch) return DDQ_OK;
+    if (scratch > SIZE_MAX / 2 / (size_t)s->threads)
+        return ddq_fail(error, DDQ_ERR_NOMEM, "kernel scratch of %zu bytes per thread is too large", scratch);
+    s->scratch_stride = (scratch + DDQ_ARENA_ALIGN - 1) / DDQ_ARENA_ALIGN * DDQ_ARENA_ALIGN;
+    s->scratch = aligned_alloc(DDQ_ARENA_ALIGN, s->scratch_stride * (size_t)s->threads);
+    if (!s->scratch)
+        return ddq_fail(error, DDQ_ERR_NOMEM, "out of memory for %d x %zu bytes of kernel scratch", s->threads,
+                        s->scratch_stride);
+    return DDQ_OK;
+}
 
 ddq_session_options ddq_session_default_options(void) { return (ddq_session_options){.threads = 1, .kernels = NULL}; }
 
@@ -51,6 +81,7 @@ ddq_status ddq_session_create(const ddq_model *model, const ddq_session_options 
         s->op_ns = calloc(model->op_count ? model->op_count : 1, sizeof *s->op_ns);
         if (!s->arena || !s->work || !s->op_ns) st = ddq_fail(error, DDQ_ERR_NOMEM, "out of memory for the arena");
     }
+    if (!st) st = prepare_kernels(s, error);
     if (!st) st = ddq_thread_pool_create(opt.threads, &s->pool, error);
     if (st) {
         ddq_session_free(s);
@@ -65,6 +96,11 @@ void ddq_session_free(ddq_session *s) {
     if (!s) return;
     ddq_thread_pool_free(s->pool);
     ddq_plan_free(&s->plan);
+    if (s->prepared)
+        for (uint32_t i = 0; i < s->model->op_count; i++)
+            if (s->prepared[i]) s->kernels->release(s->prepared[i]);
+    free(s->prepared);
+    free(s->scratch);
     free(s->arena);
     free(s->work);
     free(s->op_ns);
@@ -75,7 +111,10 @@ void ddq_session_free(ddq_session *s) {
 static void run_task(void *context, int t) {
     const op_job *job = context;
     int64_t begin = job->items * t / job->tasks, end = job->items * (t + 1) / job->tasks;
-    if (begin < end) job->kernel(&job->args, begin, end);
+    if (begin >= end) return;
+    ddq_op_args args = job->args;
+    args.scratch = job->scratch ? job->scratch + (size_t)t * job->scratch_stride : NULL;
+    job->kernel(&args, begin, end);
 }
 
 static uint64_t now_ns(void) {
@@ -108,8 +147,10 @@ ddq_status ddq_session_run(ddq_session *s, const float *input, int64_t batch, fl
         float *y = output + n * out_elems;
         for (uint32_t i = 0; i < m->op_count; i++) {
             const ddq_op *op = &m->ops[i];
-            op_job job = {.kernel = s->kernels->ops[op->kind], .items = s->work[i].items};
+            op_job job = {.kernel = s->kernels->ops[op->kind], .items = s->work[i].items,
+                          .scratch = s->scratch, .scratch_stride = s->scratch_stride};
             job.args.op = op;
+            job.args.prepared = s->prepared[i];
             job.args.out = &m->tensors[op->output];
             job.args.y = tensor_data(s, op->output, x, y);
             for (unsigned j = 0; j < op->n_inputs; j++) {

@@ -2,7 +2,8 @@
  *
  * Every input is tried twice: as it is (the checksum and container checks), and with its
  * section and header CRC32s recomputed, so mutations reach the record parsers, the graph
- * checks and — for inputs that load — the memory planner of a session. Seeds are valid
+ * checks and — for inputs that load — the memory planner of a session and the `generic` kernel
+ * set's per-op preparation. Seeds are valid
  * bundles (tests/test_runtime_builds.py writes them); crashes found are kept in
  * runtime/tests/fuzz_regressions/ and replayed by the tests.
  */
@@ -41,10 +42,14 @@ static void load(const uint8_t *data, size_t size) {
     ddq_model *model = NULL;
     ddq_error error;
     if (ddq_model_load_memory(data, size, "fuzz", &model, &error) != DDQ_OK) return;
-    ddq_session *session = NULL;
-    ddq_session_options options = ddq_session_default_options();
-    options.kernels = "reference";
-    if (ddq_session_create(model, &options, &session, &error) == DDQ_OK) ddq_session_free(session);
+    /* the planner, and the generic set's per-op preparation (packed weights, scratch sizes) */
+    static const char *const kernel_sets[] = {"reference", "generic"};
+    for (size_t k = 0; k < sizeof kernel_sets / sizeof kernel_sets[0]; k++) {
+        ddq_session *session = NULL;
+        ddq_session_options options = ddq_session_default_options();
+        options.kernels = kernel_sets[k];
+        if (ddq_session_create(model, &options, &session, &error) == DDQ_OK) ddq_session_free(session);
+    }
     ddq_model_free(model);
 }
 

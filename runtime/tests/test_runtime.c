@@ -1,8 +1,10 @@
 /* C unit tests of the runtime: the pinned bundle of docs/bundle-format.md §16, the fixed-point
  * primitives on the examples of docs/arithmetic.md §4–5, CRC32, error paths, thread-count
  * independence, and that a session allocates nothing while it runs (malloc and friends are
- * wrapped at link time and counted). The bit-exactness grid against the numpy reference lives
- * in tests/test_runtime*.py, which drive this build. */
+ * wrapped at link time and counted), for every kernel set this CPU runs; on aarch64 the NEON
+ * requantization against the scalar one. Bundles given as arguments run through every kernel
+ * set and thread count (see test_bundle_kernel_sets). The bit-exactness grid against the numpy
+ * reference lives in tests/test_runtime*.py, which drive this build. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,13 @@
 #include "crc32.h"
 #include "ddq/ddq.h"
 #include "fixed_point.h"
+#if defined(__aarch64__)
+#include "kernels/neon/mbqm__neon.h"
+#endif
+
+/* The kernel sets a build can have; those this CPU cannot run are skipped. */
+static const char *const KERNEL_SETS[] = {"neon", "generic", "reference"};
+#define KERNEL_SET_COUNT (sizeof KERNEL_SETS / sizeof KERNEL_SETS[0])
 
 /* ------------------------------------------------------------------ allocation counting */
 
@@ -199,6 +208,110 @@ static void test_mbqm(void) {
     }
 }
 
+#if defined(__aarch64__)
+/* The NEON requantization (SMULL + SRSHL by −t + saturating narrows, mbqm__neon.h) against
+ * ddq_mbqm / ddq_clamp_code: every shift, extreme and random m0, accumulators at the int32
+ * limits, exact ties of both signs, and output ranges at 0 and 255. */
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint64_t next_random(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+/* An accumulator of kind `kind` for (m0, t): int32 extremes, small values, exact ties
+ * (x · m0 = odd · 2^(t − 1)), values that land near the output codes, or any int32. */
+static int32_t test_accumulator(int kind, int32_t m0, int t) {
+    const uint64_t r = next_random();
+    const int64_t odd = 2 * ((int64_t)(r % 64) - 32) + 1;
+    switch (kind) {
+    case 0: return INT32_MIN + (int32_t)(r % 4);
+    case 1: return INT32_MAX - (int32_t)(r % 4);
+    case 2: return (int32_t)(r % 2001) - 1000;
+    case 3: /* ties: m0 odd and t ≤ 31: x = odd · 2^(t − 1); m0 = 2^30 and t ≥ 31: x = odd · 2^(t − 31) */
+        if ((m0 & 1) && t <= 31) {
+            int64_t x = odd * ((int64_t)1 << (t - 1));
+            if (x < INT32_MIN || x > INT32_MAX) x = (odd > 0 ? 1 : -1) * ((int64_t)1 << (t - 1));
+            return (int32_t)x;
+        }
+        if (m0 == 1 << 30 && t >= 31 && t - 31 <= 24) return (int32_t)(odd * ((int64_t)1 << (t - 31)));
+        return (int32_t)(r % 65536) - 32768;
+    case 4: { /* about ±300 codes after the multiplier */
+        const double real = ldexp((double)m0, -t);
+        const double x = real > 0 ? ((double)(r % 601) - 300.0 + 0.5) / real : 0.0;
+        return x > INT32_MAX ? INT32_MAX : x < INT32_MIN ? INT32_MIN : (int32_t)x;
+    }
+    default: return (int32_t)(uint32_t)r;
+    }
+}
+
+static void test_neon_requantization(void) {
+    static const struct { int32_t zp, lo, hi; } grids[] = {
+        {0, 0, 255}, {255, 0, 255}, {128, 3, 200}, {7, 7, 7}, {0, 0, 0}, {255, 255, 255}, {40, 0, 15}};
+    long checked = 0, bad = 0;
+    for (int32_t shift = -31; shift <= 30; shift++) {
+        const int t = 31 - shift;
+        for (int mi = 0; mi < 8; mi++) {
+            const int32_t m0 = mi == 0   ? 1 << 30
+                               : mi == 1 ? INT32_MAX
+                               : mi == 2 ? (1 << 30) + 1
+                               : mi == 3 ? 0
+                                         : (int32_t)((1u << 30) | (uint32_t)(next_random() & 0x3FFFFFFF));
+            const ddq_multiplier m = {m0, shift};
+            for (int round = 0; round < 48; round++) {
+                int32_t acc[8];
+                for (int l = 0; l < 8; l++) acc[l] = test_accumulator((round + l) % 6, m0, t);
+                /* MBQM alone, saturated to int32 */
+                for (int h = 0; h < 2; h++) {
+                    int32_t got[4];
+                    vst1q_s32(got, ddq_mbqm_neon(vld1q_s32(acc + 4 * h), vdupq_n_s32(m0), vdupq_n_s64((int64_t)shift - 31),
+                                                 vdupq_n_s64((int64_t)shift - 31)));
+                    for (int l = 0; l < 4; l++) {
+                        int64_t want = ddq_mbqm(acc[4 * h + l], m);
+                        want = want > INT32_MAX ? INT32_MAX : want < INT32_MIN ? INT32_MIN : want;
+                        checked++;
+                        if (got[l] != want && bad++ < 5)
+                            CHECK(0, "MBQM(%d, %d, %d): neon %d, scalar %lld", acc[4 * h + l], m0, shift, got[l],
+                                  (long long)want);
+                    }
+                }
+                /* the whole requantization, one multiplier for all lanes and each lane its own */
+                for (size_t gi = 0; gi < sizeof grids / sizeof grids[0]; gi++) {
+                    int32_t m0s[8];
+                    int64_t neg_t[8];
+                    ddq_multiplier ms[8];
+                    for (int l = 0; l < 8; l++) {
+                        ms[l] = l % 2 ? m : (ddq_multiplier){(int32_t)((1u << 30) | (next_random() & 0x3FFFFFFF)),
+                                                             (int32_t)(next_random() % 62) - 31};
+                        m0s[l] = ms[l].m0;
+                        neg_t[l] = (int64_t)ms[l].shift - 31;
+                    }
+                    const ddq_requant_neon same =
+                        ddq_requant_neon_same(m0, (int64_t)shift - 31, grids[gi].zp, grids[gi].lo, grids[gi].hi);
+                    const ddq_requant_neon lanes =
+                        ddq_requant_neon_lanes(m0s, neg_t, grids[gi].zp, grids[gi].lo, grids[gi].hi);
+                    uint8_t got_same[8], got_lanes[8];
+                    vst1_u8(got_same, ddq_requantize_neon(vld1q_s32(acc), vld1q_s32(acc + 4), &same));
+                    vst1_u8(got_lanes, ddq_requantize_neon(vld1q_s32(acc), vld1q_s32(acc + 4), &lanes));
+                    for (int l = 0; l < 8; l++) {
+                        const int32_t want_same = ddq_clamp_code(ddq_mbqm(acc[l], m), grids[gi].zp, grids[gi].lo,
+                                                                 grids[gi].hi);
+                        const int32_t want_lanes = ddq_clamp_code(ddq_mbqm(acc[l], ms[l]), grids[gi].zp,
+                                                                  grids[gi].lo, grids[gi].hi);
+                        checked += 2;
+                        if ((got_same[l] != want_same || got_lanes[l] != want_lanes) && bad++ < 5)
+                            CHECK(0, "acc %d zp %d: neon %d / %d, scalar %d / %d", acc[l], grids[gi].zp, got_same[l],
+                                  got_lanes[l], want_same, want_lanes);
+                    }
+                }
+            }
+        }
+    }
+    CHECK(bad == 0, "%ld of %ld NEON requantizations differ", bad, checked);
+}
+#endif
+
 static void test_pinned_bundle(void) {
     ddq_model *model = NULL;
     ddq_error error;
@@ -227,6 +340,20 @@ static void test_pinned_bundle(void) {
     CHECK(st == DDQ_ERR_IO && model == NULL, "%s", error.message);
 }
 
+/* Whether this build has kernel set `name` and this CPU runs it. */
+static int kernel_set_runs(const char *name) {
+    ddq_model *model = NULL;
+    ddq_error error;
+    if (ddq_model_load_memory(RUNNABLE_BUNDLE, sizeof RUNNABLE_BUNDLE, "probe", &model, &error) != DDQ_OK) return 0;
+    ddq_session_options opt = ddq_session_default_options();
+    opt.kernels = name;
+    ddq_session *s = NULL;
+    const int runs = ddq_session_create(model, &opt, &s, &error) == DDQ_OK;
+    ddq_session_free(s);
+    ddq_model_free(model);
+    return runs;
+}
+
 static void test_run_and_threads(void) {
     ddq_model *model = NULL;
     ddq_error error;
@@ -238,25 +365,31 @@ static void test_run_and_threads(void) {
     CHECK(info.input.elements == 4 && info.output.elements == 2 && info.op_count == 3, "info");
     CHECK(strcmp(info.metadata_json, "{\"source\":\"pin\",\"labels\":[\"a\",\"\xc3\x9f\"]}") == 0, "%s",
           info.metadata_json);
-    for (int threads = 1; threads <= 4; threads++) {
-        ddq_session_options opt = ddq_session_default_options();
-        opt.threads = threads;
-        ddq_session *s = NULL;
-        st = ddq_session_create(model, &opt, &s, &error);
-        CHECK(st == DDQ_OK, "%s", error.message);
-        if (st) continue;
-        float y[4] = {-1, -1, -1, -1};
-        long before = allocations;
-        st = ddq_session_run(s, RUNNABLE_INPUT, 2, y, &error);
-        CHECK(allocations == before, "%ld allocation(s) while running with %d thread(s)", allocations - before,
-              threads);
-        CHECK(st == DDQ_OK, "%s", error.message);
-        CHECK(memcmp(y, RUNNABLE_EXPECTED, sizeof y) == 0, "threads %d: %g %g %g %g", threads, y[0], y[1], y[2], y[3]);
-        CHECK(ddq_session_arena_bytes(s) == ddq_session_liveness_bound(s), "arena %zu, bound %zu",
-              ddq_session_arena_bytes(s), ddq_session_liveness_bound(s));
-        CHECK(ddq_session_op_count(s) == 3, "op count");
-        ddq_session_free(s);
-    }
+    for (size_t k = 0; k <= KERNEL_SET_COUNT; k++) /* every set, then the default choice */
+        for (int threads = 1; threads <= 4; threads++) {
+            const char *set = k < KERNEL_SET_COUNT ? KERNEL_SETS[k] : NULL;
+            if (set && !kernel_set_runs(set)) break;
+            ddq_session_options opt = ddq_session_default_options();
+            opt.threads = threads;
+            opt.kernels = set;
+            ddq_session *s = NULL;
+            st = ddq_session_create(model, &opt, &s, &error);
+            CHECK(st == DDQ_OK, "%s", error.message);
+            if (st) continue;
+            float y[4] = {-1, -1, -1, -1};
+            long before = allocations;
+            st = ddq_session_run(s, RUNNABLE_INPUT, 2, y, &error);
+            CHECK(allocations == before, "%ld allocation(s) while running %s with %d thread(s)", allocations - before,
+                  ddq_session_kernels(s), threads);
+            CHECK(st == DDQ_OK, "%s", error.message);
+            CHECK(memcmp(y, RUNNABLE_EXPECTED, sizeof y) == 0, "%s, threads %d: %g %g %g %g", ddq_session_kernels(s),
+                  threads, y[0], y[1], y[2], y[3]);
+            CHECK(ddq_session_arena_bytes(s) == ddq_session_liveness_bound(s), "arena %zu, bound %zu",
+                  ddq_session_arena_bytes(s), ddq_session_liveness_bound(s));
+            CHECK(ddq_session_op_count(s) == 3, "op count");
+            CHECK(!set || strcmp(ddq_session_kernels(s), set) == 0, "asked for %s, got %s", set, ddq_session_kernels(s));
+            ddq_session_free(s);
+        }
     ddq_session_options opt = ddq_session_default_options();
     ddq_session *s = NULL;
     opt.kernels = "no-such-set";
@@ -268,12 +401,66 @@ static void test_run_and_threads(void) {
     ddq_model_free(model);
 }
 
-int main(void) {
+/* A bundle given on the command line (e.g. the demo MobileNet, whose convolutions take every
+ * fast path): every kernel set with 1–4 threads, on a batch of 2 patterned inputs, allocates
+ * nothing while running and writes the same bytes as the reference set with 1 thread. */
+static void test_bundle_kernel_sets(const char *path) {
+    ddq_model *model = NULL;
+    ddq_error error;
+    ddq_status st = ddq_model_load_file(path, &model, &error);
+    CHECK(st == DDQ_OK, "%s", error.message);
+    if (st) return;
+    ddq_model_info info;
+    ddq_model_get_info(model, &info);
+    const size_t n_in = (size_t)(2 * info.input.elements), n_out = (size_t)(2 * info.output.elements);
+    float *x = malloc(n_in * sizeof *x), *want = malloc(n_out * sizeof *want), *got = malloc(n_out * sizeof *got);
+    if (!x || !want || !got) {
+        CHECK(0, "out of memory");
+        goto done;
+    }
+    /* values from about 2^−8 to 2^8 in magnitude, both signs: the input grid's range and beyond */
+    for (size_t i = 0; i < n_in; i++)
+        x[i] = ldexpf((float)((i * 7919u) % 1000u) / 250.0f - 2.0f, (int)((i * 31u) % 17u) - 8);
+    int runs = 0;
+    for (size_t k = KERNEL_SET_COUNT; k-- > 0;) { /* reference first: it gives `want` */
+        if (!kernel_set_runs(KERNEL_SETS[k])) continue;
+        for (int threads = 1; threads <= 4; threads++) {
+            ddq_session_options opt = ddq_session_default_options();
+            opt.threads = threads;
+            opt.kernels = KERNEL_SETS[k];
+            ddq_session *s = NULL;
+            st = ddq_session_create(model, &opt, &s, &error);
+            CHECK(st == DDQ_OK, "%s: %s", KERNEL_SETS[k], error.message);
+            if (st) continue;
+            float *y = runs ? got : want;
+            long before = allocations;
+            st = ddq_session_run(s, x, 2, y, &error);
+            CHECK(st == DDQ_OK, "%s", error.message);
+            CHECK(allocations == before, "%s: %ld allocation(s) while running %s with %d thread(s)", path,
+                  allocations - before, KERNEL_SETS[k], threads);
+            CHECK(!runs || memcmp(got, want, n_out * sizeof *got) == 0, "%s: %s with %d thread(s) differs from reference",
+                  path, KERNEL_SETS[k], threads);
+            runs++;
+            ddq_session_free(s);
+        }
+    }
+done:
+    free(x);
+    free(want);
+    free(got);
+    ddq_model_free(model);
+}
+
+int main(int argc, char **argv) {
     test_crc32();
     test_quantize_multiplier();
     test_mbqm();
     test_pinned_bundle();
+#if defined(__aarch64__)
+    test_neon_requantization();
+#endif
     test_run_and_threads();
+    for (int i = 1; i < argc; i++) test_bundle_kernel_sets(argv[i]);
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;

@@ -1,10 +1,14 @@
 /* The kernel interface: one function per op kind, called on a range of work items.
  *
- * A kernel set (reference, and later neon / neondot / x86) fills a ddq_kernel_set; the
+ * A kernel set (reference, generic, neon, and later neondot / x86) fills a ddq_kernel_set; the
  * dispatch (dispatch.c) picks one per session from the CPU's features. The executor splits an
  * op's work items (ddq_op_work: output channels for conv/fc, channels for pools, elements for
  * elementwise ops) into contiguous ranges, one per thread, so every kernel must compute each
  * item independently of how the range was split: outputs do not depend on the thread count.
+ *
+ * A set may prepare per-op data once per session (packed weights: `prepare`, freed with
+ * `release`) and ask for per-thread scratch memory (`scratch_bytes`). The session calls both
+ * at creation, where it may allocate; a run allocates nothing.
  */
 #ifndef DDQ_KERNELS_H
 #define DDQ_KERNELS_H
@@ -19,6 +23,8 @@ typedef struct ddq_op_args {
     const ddq_tensor *out;
     const void *x[3];        /* this sample's input data */
     void *y;                 /* this sample's output data */
+    const void *prepared;    /* what the set's prepare() returned for this op (may be NULL) */
+    void *scratch;           /* this thread's scratch: scratch_bytes() of the op, 64-byte aligned */
 } ddq_op_args;
 
 typedef void (*ddq_kernel_fn)(const ddq_op_args *args, int64_t begin, int64_t end);
@@ -27,6 +33,15 @@ typedef struct ddq_kernel_set {
     const char *name;
     int (*available)(void);  /* 1 when this CPU can run the set */
     ddq_kernel_fn ops[DDQ_OP_KIND_COUNT];
+    /* Optional (NULL in the reference set). prepare() runs once per op at session creation and
+     * returns data the op's kernel finds in ddq_op_args.prepared, or NULL: nothing to prepare,
+     * or no memory for it. A kernel must then still compute the op (the sets here fall back to
+     * the reference code), so a NULL never changes a result. release() frees what prepare()
+     * returned (never called with NULL). scratch_bytes() is the per-thread scratch the op needs;
+     * the session allocates the largest over all ops once per thread. */
+    void *(*prepare)(const ddq_model *model, const ddq_op *op);
+    void (*release)(void *prepared);
+    size_t (*scratch_bytes)(const ddq_model *model, const ddq_op *op);
 } ddq_kernel_set;
 
 /* Work items of an op per sample, and the smallest range worth handing to a thread. */
@@ -38,5 +53,9 @@ typedef struct ddq_work {
 ddq_work ddq_op_work(const ddq_model *model, const ddq_op *op);
 
 extern const ddq_kernel_set ddq_kernels_reference;
+extern const ddq_kernel_set ddq_kernels_generic; /* portable C written for auto-vectorization */
+#if defined(DDQ_HAVE_NEON_KERNELS)
+extern const ddq_kernel_set ddq_kernels_neon;    /* aarch64 Advanced SIMD (ARMv8.0) */
+#endif
 
 #endif

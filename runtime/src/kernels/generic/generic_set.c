@@ -1,0 +1,35 @@
+/* The `generic` set: fast conv2d (GEMM for groups = 1, depthwise 3×3) and fully_connected in
+ * portable C; every other op, and every conv2d without a fast path, runs the reference code. */
+#include "generic.h"
+
+static int always_available(void) { return 1; }
+
+void ddq_conv2d__generic(const ddq_op_args *a, int64_t begin, int64_t end) {
+    const ddq_packed_conv *p = a->prepared;
+    if (!p) {
+        ddq_conv2d__reference(a, begin, end);
+        return;
+    }
+    if (p->path == DDQ_CONV_GEMM) ddq_conv_gemm__generic(a, begin, end);
+    else ddq_dwconv3x3_c8__generic(a, begin, end);
+}
+
+const ddq_kernel_set ddq_kernels_generic = {
+    .name = "generic",
+    .available = always_available,
+    .ops = {
+        [DDQ_OP_QUANTIZE] = ddq_quantize__reference,
+        [DDQ_OP_DEQUANTIZE] = ddq_dequantize__reference,
+        [DDQ_OP_CONV2D] = ddq_conv2d__generic,
+        [DDQ_OP_FULLY_CONNECTED] = ddq_fully_connected__generic,
+        [DDQ_OP_ADD] = ddq_add__reference,
+        [DDQ_OP_AVG_POOL] = ddq_avg_pool__reference,
+        [DDQ_OP_GLOBAL_AVG_POOL] = ddq_global_avg_pool__reference,
+        [DDQ_OP_MAX_POOL] = ddq_max_pool__reference,
+        [DDQ_OP_REQUANTIZE] = ddq_requantize__reference,
+        [DDQ_OP_RESHAPE] = ddq_reshape__reference,
+    },
+    .prepare = ddq_prepare__generic,
+    .release = ddq_release__generic,
+    .scratch_bytes = ddq_scratch_bytes__generic,
+};

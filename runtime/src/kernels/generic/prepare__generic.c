@@ -1,0 +1,127 @@
+/* The fast sets' per-op preparation (shared by `generic` and `neon`): which path a conv2d takes,
+ * its weights packed for the GEMM, and the per-thread scratch each op's kernel needs. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "generic.h"
+
+static size_t round_up_64(size_t n) { return (n + 63) / 64 * 64; }
+
+int ddq_conv_path(const ddq_op *op, const ddq_tensor *x, const ddq_tensor *w) {
+    if (op->kind != DDQ_OP_CONV2D) return DDQ_CONV_REFERENCE;
+    const int64_t C = x->shape[1], O = w->shape[0], Cg = w->shape[1], KH = w->shape[2], KW = w->shape[3];
+    if (op->groups == 1) return DDQ_CONV_GEMM;
+    if (op->groups == C && O == C && Cg == 1 && KH == 3 && KW == 3 && op->dilation[0] == 1 &&
+        op->dilation[1] == 1 && (op->stride[0] == 1 || op->stride[0] == 2) &&
+        (op->stride[1] == 1 || op->stride[1] == 2))
+        return DDQ_CONV_DW3X3;
+    return DDQ_CONV_REFERENCE;
+}
+
+int64_t ddq_gemm_panel_pixels(int64_t K, int64_t P) {
+    int64_t n = DDQ_GEMM_PANEL_BYTES / (2 * K) / 8 * 8;
+    const int64_t all = (P + 7) / 8 * 8;
+    if (n < 8) n = 8;
+    return n < all ? n : all;
+}
+
+ddq_dw_geometry ddq_dw_geometry_of(const ddq_op *op, const ddq_tensor *y) {
+    return (ddq_dw_geometry){(y->shape[2] - 1) * op->stride[0] + 3, (y->shape[3] - 1) * op->stride[1] + 3};
+}
+
+/* Per-channel m0, −t and bias, zero (−31 for −t) from channel O on: vector loads of 8 channels
+ * from any channel below O stay inside the arrays. */
+static int pack_channels(ddq_packed_conv *p, const ddq_op *op, const ddq_tensor *bt, int64_t O) {
+    const int64_t n = (O + 7) / 8 * 8 + 8;
+    p->m0 = calloc((size_t)n, sizeof *p->m0);
+    p->bias = calloc((size_t)n, sizeof *p->bias);
+    p->neg_t = calloc((size_t)n, sizeof *p->neg_t);
+    if (!p->m0 || !p->bias || !p->neg_t) return 0;
+    const int32_t *bias = bt->data;
+    for (int64_t o = 0; o < n; o++) {
+        p->m0[o] = o < O ? op->channel_multipliers[o].m0 : 0;
+        p->bias[o] = o < O ? bias[o] : 0;
+        p->neg_t[o] = o < O ? (int64_t)op->channel_multipliers[o].shift - 31 : -31;
+    }
+    return 1;
+}
+
+static ddq_packed_conv *pack_gemm(const ddq_op *op, const ddq_tensor *wt, const ddq_tensor *bt,
+                                  const ddq_tensor *yt) {
+    ddq_packed_conv *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    const int64_t O = wt->shape[0], K = wt->shape[1] * wt->shape[2] * wt->shape[3];
+    const int64_t blocks = (O + DDQ_GEMM_BLOCK - 1) / DDQ_GEMM_BLOCK;
+    const size_t bytes = round_up_64((size_t)(blocks * K * DDQ_GEMM_BLOCK) * sizeof(int16_t));
+    p->path = DDQ_CONV_GEMM;
+    p->w = aligned_alloc(64, bytes);
+    if (!p->w || !pack_channels(p, op, bt, O)) {
+        ddq_release__generic(p);
+        return NULL;
+    }
+    memset(p->w, 0, bytes);
+    const int8_t *w = wt->data;
+    for (int64_t o = 0; o < O; o++)
+        for (int64_t r = 0; r < K; r++)
+            p->w[((o / DDQ_GEMM_BLOCK) * K + r) * DDQ_GEMM_BLOCK + o % DDQ_GEMM_BLOCK] = w[o * K + r];
+    p->K = K;
+    p->panel_pixels = ddq_gemm_panel_pixels(K, yt->shape[2] * yt->shape[3]);
+    return p;
+}
+
+static ddq_packed_conv *pack_dw(const ddq_op *op, const ddq_tensor *wt, const ddq_tensor *bt) {
+    ddq_packed_conv *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    const int64_t C = wt->shape[0], Cp = C + 8;
+    p->path = DDQ_CONV_DW3X3;
+    p->w = calloc((size_t)(9 * Cp), sizeof *p->w);
+    if (!p->w || !pack_channels(p, op, bt, C)) {
+        ddq_release__generic(p);
+        return NULL;
+    }
+    const int8_t *w = wt->data;
+    for (int64_t c = 0; c < C; c++)
+        for (int k = 0; k < 9; k++) p->w[k * Cp + c] = w[c * 9 + k];
+    return p;
+}
+
+void *ddq_prepare__generic(const ddq_model *model, const ddq_op *op) {
+    if (op->kind != DDQ_OP_CONV2D) return NULL;
+    const ddq_tensor *xt = &model->tensors[op->inputs[0]], *wt = &model->tensors[op->inputs[1]];
+    switch (ddq_conv_path(op, xt, wt)) {
+    case DDQ_CONV_GEMM:
+        return pack_gemm(op, wt, &model->tensors[op->inputs[2]], &model->tensors[op->output]);
+    case DDQ_CONV_DW3X3:
+        return pack_dw(op, wt, &model->tensors[op->inputs[2]]);
+    default:
+        return NULL; /* a NULL also stands for "no memory": the kernel then runs the reference code */
+    }
+}
+
+void ddq_release__generic(void *prepared) {
+    ddq_packed_conv *p = prepared;
+    free(p->w);
+    free(p->m0);
+    free(p->bias);
+    free(p->neg_t);
+    free(p);
+}
+
+size_t ddq_scratch_bytes__generic(const ddq_model *model, const ddq_op *op) {
+    const ddq_tensor *xt = &model->tensors[op->inputs[0]], *yt = &model->tensors[op->output];
+    if (op->kind == DDQ_OP_FULLY_CONNECTED) return (size_t)xt->shape[1] * sizeof(int16_t); /* x − zp */
+    if (op->kind != DDQ_OP_CONV2D) return 0;
+    const ddq_tensor *wt = &model->tensors[op->inputs[1]];
+    switch (ddq_conv_path(op, xt, wt)) {
+    case DDQ_CONV_GEMM: {
+        const int64_t K = wt->shape[1] * wt->shape[2] * wt->shape[3];
+        return (size_t)(K * ddq_gemm_panel_pixels(K, yt->shape[2] * yt->shape[3])) * sizeof(int16_t);
+    }
+    case DDQ_CONV_DW3X3: {
+        const ddq_dw_geometry g = ddq_dw_geometry_of(op, yt);
+        return (size_t)(g.rows * g.cols * 8) * sizeof(int16_t);
+    }
+    default:
+        return 0;
+    }
+}

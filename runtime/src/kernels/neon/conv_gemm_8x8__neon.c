@@ -1,0 +1,146 @@
+/* conv2d with groups = 1 as a GEMM on int16, Advanced SIMD: 8 output channels × 8 pixels per
+ * tile (8 × 4 for a short last tile), over K = C·KH·KW rows of the int16 panel (x − zp, im2col
+ * for kernels other than 1×1, ddq_im2col_panel) and the weights packed [⌈O/8⌉][K][8] at session
+ * creation. Per row: one 16-byte load of 8 pixels, one of 8 channel weights, and 16 SMLAL/SMLAL2
+ * by lane into 16 int32x4 accumulators (64 MACs). int16 × int16 products are exact in int32 and
+ * the loader's accumulator bound keeps every partial sum inside int32. */
+#include "neon.h"
+
+/* What the stores of an op need. */
+typedef struct gemm_out {
+    const ddq_packed_conv *pc;
+    int32_t zp, lo, hi;
+} gemm_out;
+
+/* Requantizes channel o's 8 (or 4) pixels and stores `count` of them. */
+static inline void store_row(const gemm_out *q, int64_t o, int32x4_t lo, int32x4_t hi, uint8_t *y, int64_t count) {
+    const ddq_requant_neon r = ddq_requant_neon_same(q->pc->m0[o], q->pc->neg_t[o], q->zp, q->lo, q->hi);
+    ddq_store_u8x8_partial(y, ddq_requantize_neon(lo, hi, &r), count);
+}
+
+#define MLA8(i, lane)                                                 \
+    do {                                                              \
+        a##i##l = vmlal_laneq_s16(a##i##l, vget_low_s16(xv), wv, lane); \
+        a##i##h = vmlal_high_laneq_s16(a##i##h, xv, wv, lane);        \
+    } while (0)
+
+#define MLA4(i, lane) a##i##l = vmlal_laneq_s16(a##i##l, xv4, wv, lane)
+
+#define STORE(i)                                                                          \
+    do {                                                                                  \
+        if (o0 + i >= ob && o0 + i < oe) store_row(q, o0 + i, a##i##l, a##i##h, y + (o0 + i) * P, count); \
+    } while (0)
+
+/* One block of 8 channels (o0 … o0 + 7, of which ob … oe − 1 are stored) over the panel's
+ * pixels j … j + 7 (count of them are real), y already offset to the panel's first pixel. */
+static void tile_8x8(const gemm_out *q, const int16_t *xp, int64_t nps, const int16_t *wp, int64_t K, int64_t o0,
+                     int64_t ob, int64_t oe, uint8_t *y, int64_t P, int64_t count) {
+    const int32_t *b = q->pc->bias + o0; /* the accumulators start at the biases */
+    int32x4_t a0l = vdupq_n_s32(b[0]), a0h = a0l, a1l = vdupq_n_s32(b[1]), a1h = a1l;
+    int32x4_t a2l = vdupq_n_s32(b[2]), a2h = a2l, a3l = vdupq_n_s32(b[3]), a3h = a3l;
+    int32x4_t a4l = vdupq_n_s32(b[4]), a4h = a4l, a5l = vdupq_n_s32(b[5]), a5h = a5l;
+    int32x4_t a6l = vdupq_n_s32(b[6]), a6h = a6l, a7l = vdupq_n_s32(b[7]), a7h = a7l;
+#pragma GCC unroll 4
+    for (int64_t r = 0; r < K; r++) {
+        const int16x8_t xv = vld1q_s16(xp + r * nps);
+        const int16x8_t wv = vld1q_s16(wp + r * DDQ_GEMM_BLOCK);
+        MLA8(0, 0);
+        MLA8(1, 1);
+        MLA8(2, 2);
+        MLA8(3, 3);
+        MLA8(4, 4);
+        MLA8(5, 5);
+        MLA8(6, 6);
+        MLA8(7, 7);
+    }
+    STORE(0);
+    STORE(1);
+    STORE(2);
+    STORE(3);
+    STORE(4);
+    STORE(5);
+    STORE(6);
+    STORE(7);
+}
+
+/* The same for 4 pixels (count ≤ 4): the last tile of a panel whose width is 4 modulo 8 or
+ * less, e.g. the 2×2 maps at the end of a MobileNet. */
+static void tile_8x4(const gemm_out *q, const int16_t *xp, int64_t nps, const int16_t *wp, int64_t K, int64_t o0,
+                     int64_t ob, int64_t oe, uint8_t *y, int64_t P, int64_t count) {
+    const int32_t *b = q->pc->bias + o0; /* the accumulators start at the biases */
+    int32x4_t a0l = vdupq_n_s32(b[0]), a1l = vdupq_n_s32(b[1]), a2l = vdupq_n_s32(b[2]), a3l = vdupq_n_s32(b[3]);
+    int32x4_t a4l = vdupq_n_s32(b[4]), a5l = vdupq_n_s32(b[5]), a6l = vdupq_n_s32(b[6]), a7l = vdupq_n_s32(b[7]);
+    const int32x4_t a0h = a0l, a1h = a1l, a2h = a2l, a3h = a3l, a4h = a4l, a5h = a5l, a6h = a6l, a7h = a7l;
+#pragma GCC unroll 4
+    for (int64_t r = 0; r < K; r++) {
+        const int16x4_t xv4 = vld1_s16(xp + r * nps);
+        const int16x8_t wv = vld1q_s16(wp + r * DDQ_GEMM_BLOCK);
+        MLA4(0, 0);
+        MLA4(1, 1);
+        MLA4(2, 2);
+        MLA4(3, 3);
+        MLA4(4, 4);
+        MLA4(5, 5);
+        MLA4(6, 6);
+        MLA4(7, 7);
+    }
+    STORE(0);
+    STORE(1);
+    STORE(2);
+    STORE(3);
+    STORE(4);
+    STORE(5);
+    STORE(6);
+    STORE(7);
+}
+
+/* ddq_im2col_panel for a plain 1×1 convolution (stride 1, no padding), 8 pixels per USUBL. A
+ * short last group reads 8 pixels where that stays inside the input tensor; the columns past n
+ * then hold other pixels' values, which only reach outputs that are not stored. */
+static void panel_1x1(const ddq_op_args *a, int64_t p0, int64_t n, int64_t nps, int16_t *panel) {
+    const ddq_tensor *xt = a->in[0];
+    const int64_t C = xt->shape[1], HW = xt->shape[2] * xt->shape[3];
+    const uint8_t *x = (const uint8_t *)a->x[0] + p0;
+    const uint8x8_t zp = vdup_n_u8((uint8_t)xt->zero_point);
+    for (int64_t c = 0; c < C; c++) {
+        const uint8_t *s = x + c * HW;
+        int16_t *d = panel + c * nps;
+        int64_t j = 0;
+        for (; j + 8 <= n; j += 8) vst1q_s16(d + j, vreinterpretq_s16_u16(vsubl_u8(vld1_u8(s + j), zp)));
+        if (j == n) continue;
+        if (c * HW + p0 + j + 8 <= C * HW) {
+            vst1q_s16(d + j, vreinterpretq_s16_u16(vsubl_u8(vld1_u8(s + j), zp)));
+        } else {
+            for (; j < n; j++) d[j] = (int16_t)(s[j] - xt->zero_point);
+            for (; j % 8; j++) d[j] = 0;
+        }
+    }
+}
+
+void ddq_conv_gemm__neon(const ddq_op_args *a, int64_t begin, int64_t end) {
+    const ddq_packed_conv *pc = a->prepared;
+    const ddq_tensor *yt = a->out;
+    uint8_t *y = a->y;
+    const int64_t P = yt->shape[2] * yt->shape[3], K = pc->K, nps = pc->panel_pixels;
+    int16_t *panel = a->scratch;
+    const gemm_out q = {pc, yt->zero_point, a->op->act_min, a->op->act_max};
+    const ddq_op *op = a->op;
+    const int plain_1x1 = a->in[1]->shape[2] == 1 && a->in[1]->shape[3] == 1 && op->stride[0] == 1 &&
+                          op->stride[1] == 1 && op->padding[0] == 0 && op->padding[1] == 0 && op->padding[2] == 0 &&
+                          op->padding[3] == 0;
+    for (int64_t p0 = 0; p0 < P; p0 += nps) {
+        const int64_t n = P - p0 < nps ? P - p0 : nps;
+        if (plain_1x1) panel_1x1(a, p0, n, nps, panel);
+        else ddq_im2col_panel(a, p0, n, nps, panel);
+        for (int64_t o0 = begin / DDQ_GEMM_BLOCK * DDQ_GEMM_BLOCK; o0 < end; o0 += DDQ_GEMM_BLOCK) {
+            const int16_t *wb = pc->w + o0 * K; /* block o0 / 8 */
+            const int64_t ob = o0 > begin ? o0 : begin;
+            const int64_t oe = o0 + DDQ_GEMM_BLOCK < end ? o0 + DDQ_GEMM_BLOCK : end;
+            for (int64_t j = 0; j < n; j += 8) {
+                const int64_t count = n - j < 8 ? n - j : 8;
+                if (count > 4) tile_8x8(&q, panel + j, nps, wb, K, o0, ob, oe, y + p0 + j, P, count);
+                else tile_8x4(&q, panel + j, nps, wb, K, o0, ob, oe, y + p0 + j, P, count);
+            }
+        }
+    }
+}
