@@ -31,7 +31,7 @@ demo: setup
 # The emulator lab (aarch64 Python, onnxruntime, LiteRT, plugin) is cached under ~/.cache/ddq-edge.
 test: setup toolchains
 	$(BIN)/ddq-edge emulator setup
-	DDQ_REQUIRE_TOOLCHAINS=1 DDQ_TEST_EMULATOR=1 $(BIN)/python -m pytest -q
+	DDQ_REQUIRE_TOOLCHAINS=1 DDQ_TEST_EMULATOR=1 $(BIN)/python -m pytest -q --durations=15
 
 clean:
 	rm -rf $(VENV) build *.egg-info runs ddq_edge/_runtime*.so

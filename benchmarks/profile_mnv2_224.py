@@ -85,6 +85,13 @@ def main() -> None:
                   f"{rows[engine.key]['repeat_difference']:.1e})  model {rows[engine.key]['estimated_ms']:8.1f} ms "
                   f"on {device.id}  [{time.perf_counter() - t0:.0f} s]")
         report["emulated"][core] = {"device": device.id, "clock_ghz": device.clock_ghz, "engines": rows}
+        if "ddq-edge" in rows:
+            ratios = {k: {"instructions": rows["ddq-edge"]["instructions"] / r["instructions"],
+                          "modelled": rows["ddq-edge"]["estimated_ms"] / r["estimated_ms"]}
+                      for k, r in rows.items() if k != "ddq-edge"}
+            report["emulated"][core]["ddq_over_baseline"] = ratios
+            print("    ddq-edge / baseline: " + "; ".join(
+                f"{k} {v['instructions']:.3f} instr, {v['modelled']:.3f} modelled" for k, v in ratios.items()))
         if "litert-float" in rows:
             estimate = rows["litert-float"]["estimated_ms"]
             report["anchors"][device.id] = []

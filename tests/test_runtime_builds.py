@@ -36,6 +36,11 @@ GRID_SIZE = 120
 HOST_KERNEL_SETS = ("generic", "reference")        # x86 builds
 ARM_KERNEL_SETS = ("neon", "generic", "reference")  # aarch64 builds
 FUZZ_RUNS = 100_000
+# test_runtime's line for the demo model's int16 accumulation plan (prepare__generic.c): every
+# GEMM convolution but the first (8-bit input, 8-bit weights: int32) sums its k-blocks in int16
+# lanes on the neon set; test_runtime checks each block's K_blk against a brute-force search.
+DEMO_ACC16_PLAN = (f"{DEMO_BUNDLE}: int16 accumulation in 34 of 35 GEMM convolutions "
+                   "(705 of 707 blocks of 8 channels)")
 
 
 def need(*tools: str) -> None:
@@ -130,6 +135,7 @@ def test_c_unit_tests_under_sanitizers(asan_build, conformance_cases):
     bundles = [bundle for bundle, _, _ in conformance_cases]
     out = sh(asan_build / "test_runtime", DEMO_BUNDLE, *bundles).stdout
     assert "all checks passed" in out
+    assert DEMO_ACC16_PLAN in out.splitlines()
 
 
 def test_loader_rejects_corruption_cleanly_under_sanitizers(asan_build, grid_cases):
@@ -205,6 +211,7 @@ def test_aarch64_build_is_bit_exact_under_qemu(arm_build, conformance_cases, dem
     # unit tests, the NEON requantization against the scalar one, every set on the demo model
     out = sh(*qemu, arm_build / "test_runtime", DEMO_BUNDLE).stdout
     assert "all checks passed" in out
+    assert DEMO_ACC16_PLAN in out.splitlines()  # the low-bit layers take the int16 path
     expected_features = "asimd asimdhp asimddp" if cpu == "cortex-a76" else "asimd"
     assert f"(cpu: {expected_features})" in out  # the dispatch sees what each core has
     info = sh(*qemu, arm_build / "ddq-run", DEMO_BUNDLE, "--info").stdout

@@ -14,7 +14,12 @@ not reach on purpose:
 * accumulators at the int32 limit: weights all ±max, inputs all at the end of the grid away
   from the zero point, biases that fill the loader's accumulator bound exactly;
 * requantization multipliers from about 2^−31 (shifts down to −31) up to 2^21, a different one
-  per output channel, and output zero points 0 and 255 with narrow activation ranges.
+  per output channel, and output zero points 0 and 255 with narrow activation ranges;
+* the int16 accumulation of low-bit GEMMs (neon's acc16 path, docs/runtime.md): weights and
+  inputs of 2–6 bits, k-blocks whose bound Σ|w|·span is exactly 32767 and just above it (which
+  must split the reduction: K not a multiple of the block), several k-blocks, and blocks of 8
+  channels that take the int16 and the int32 path in the same op; 8 × 16 pixel tiles with
+  tails of 1–15 pixels.
 
 Every graph is quantize → op → dequantize with an input scale of 1, so an input value k is
 the code k + zero point exactly. Outputs of the numpy reference fit int32 by construction.
@@ -118,10 +123,10 @@ def _bias(rng: np.random.Generator, w: np.ndarray, span: int, acc: np.ndarray, m
 def _conv_case(rng, name, *, c, h, w, o, k=(1, 1), stride=(1, 1), padding=(0, 0, 0, 0),
                dilation=(1, 1), groups=1, in_bits=8, in_zp=None, w_bits=8, extreme=False,
                w_extreme=None, bias="random", multiplier=None, out_zp=None, relu=False,
-               batch=2) -> KernelCase:
+               batch=2, weights=None) -> KernelCase:
     in_grid = _grid(in_bits, rng.integers(0, (1 << in_bits)) if in_zp is None else in_zp)
     x = _codes(rng, (batch, c, h, w), in_grid, extreme)
-    wt = _weights(rng, (o, c // groups) + tuple(k), w_bits, w_extreme)
+    wt = _weights(rng, (o, c // groups) + tuple(k), w_bits, w_extreme) if weights is None else weights
     acc = conv_accumulate(x - in_grid.zero_point, wt, stride, padding, dilation, groups)
     span = max(in_grid.qmax - in_grid.zero_point, in_grid.zero_point - in_grid.qmin)
     b = _bias(rng, wt, span, acc, bias)
@@ -186,6 +191,45 @@ def kernel_cases(seed: int = 0) -> list[KernelCase]:
                            in_zp=zp, extreme=True, w_extreme=w_extreme, bias="bound"))
             add(_fc_case(rng, f"fc bound zp{zp} w{w_extreme}", features=300, o=10, in_zp=zp, extreme=True,
                          w_extreme=w_extreme, bias="bound"))
+    # ---- int16 accumulation (acc16): |w| = 7 (4 bits) times span 31 (5-bit inputs at the far
+    # end of the grid) is 217 per row; 151 rows make 32767 exactly (one k-block of K = 151), 152
+    # rows overflow int16 unless split (151 + 1). Weights and inputs of one sign reach the bound.
+    for c in (151, 152):
+        for zp, w_extreme in ((0, "max"), (31, "max"), (0, "min")):
+            add(_conv_case(rng, f"acc16 limit K{c} zp{zp} w{w_extreme}", c=c, h=3, w=7, o=10, in_bits=5, in_zp=zp,
+                           w_bits=4, extreme=True, w_extreme=w_extreme, bias="zero"))
+    # Σ|w| · span = 2048 · 16 = 32768 (span 16: 5 bits, zero point 16, inputs at 0): one above the
+    # bound, so K = 67 splits into 66 + 1 rows (66 · 31 · 16 = 32736), the last row holding the 2.
+    w = np.full((9, 67, 1, 1), 31, np.int8)
+    w[:, 66] = 2
+    w[4] = -w[4]
+    add(_conv_case(rng, "acc16 limit 32768", c=67, h=4, w=5, o=9, in_bits=5, in_zp=16, extreme=True,
+                   weights=w, bias="zero"))
+    # 3×3 (im2col): K = 9 · 17 = 153 rows of |w| = 3 (3 bits) times span 63 (6 bits, zero point 0),
+    # 153 · 189 = 28917: one k-block, reached by the inner pixels
+    add(_conv_case(rng, "acc16 3x3 one block", c=17, h=6, w=7, o=12, k=(3, 3), padding=(1, 1, 1, 1), in_bits=6,
+                   in_zp=0, w_bits=3, extreme=True, w_extreme="max", bias="bound"))
+    # blocks of 8 channels on different paths: 3-bit weights (acc16, one k-block), ±127 on 8-bit
+    # inputs (int32: even 4 rows exceed int16), 5-bit weights (acc16, several k-blocks)
+    w = np.concatenate([_weights(rng, (8, 96, 1, 1), 3, None), _weights(rng, (8, 96, 1, 1), 8, "max"),
+                        _weights(rng, (5, 96, 1, 1), 5, None)])
+    add(_conv_case(rng, "acc16 mixed paths", c=96, h=5, w=5, o=21, in_bits=8, in_zp=128, weights=w))
+    # random low bits, pixel counts 1–40 (tails of the 16- and 8-pixel tiles), K from 5 to 300
+    for i, (c, hw, k, o) in enumerate([(5, (1, 1), (1, 1), 8), (24, (3, 4), (1, 1), 13), (40, (2, 7), (1, 1), 16),
+                                       (300, (5, 8), (1, 1), 9), (33, (4, 4), (1, 1), 17), (8, (5, 7), (3, 3), 11),
+                                       (12, (3, 3), (3, 3), 24), (64, (1, 9), (1, 1), 7), (200, (2, 5), (1, 1), 20)]):
+        in_bits, w_bits = int(rng.integers(2, 7)), int(rng.integers(2, 7))
+        pad = (k[0] // 2,) * 4
+        add(_conv_case(rng, f"acc16 random {c}x{hw} k{k} a{in_bits} w{w_bits}", c=c, h=hw[0], w=hw[1], o=o, k=k,
+                       padding=pad, in_bits=in_bits, w_bits=w_bits, extreme=i % 3 == 2,
+                       w_extreme=("max" if i % 2 else "min") if i % 3 == 2 else None,
+                       bias=("random", "large", "bound")[i % 3]))
+    # at most 4 pixels (2 × 2 maps): the transposed tiles, 16 channels at a time when both blocks
+    # of 8 have one k-block, with a partial last block; and with several k-blocks
+    add(_conv_case(rng, "acc16 2x2 pairs", c=80, h=2, w=2, o=37, in_bits=4, w_bits=4))
+    add(_conv_case(rng, "acc16 1x3 pairs", c=40, h=1, w=3, o=24, in_bits=3, w_bits=3, bias="bound"))
+    add(_conv_case(rng, "acc16 2x2 k-blocks", c=300, h=2, w=2, o=20, in_bits=6, in_zp=0, w_bits=6,
+                   extreme=True, w_extreme="max", bias="zero"))
     # ---- multipliers: tiny ones on accumulators near 2^31 (outputs of a few codes: the
     # rounding), large ones on small accumulators (most saturate), output zero points at both
     # ends, narrow activation ranges
@@ -199,4 +243,83 @@ def kernel_cases(seed: int = 0) -> list[KernelCase]:
         add(_conv_case(rng, f"dw3x3 m{m:g}", c=10, h=5, w=6, o=10, k=(3, 3), groups=10, padding=(1, 1, 1, 1), **kw))
         kw.pop("w_bits")
         add(_fc_case(rng, f"fc m{m:g}", features=20, o=9, **kw))
+    cases += _neon_elementwise_and_dw_cases(np.random.default_rng(seed + 1))
+    return cases
+
+
+def _add_case(rng, name, *, shape, zp_a, zp_b, s_b, s_out, zp_out, act=None, batch=2) -> KernelCase:
+    """quantize (grid a: scale 1, zp_a) → requantize to grid b (s_b, zp_b) → add(a, b) on
+    (s_out, zp_out) → dequantize: both NEON elementwise kernels, with vector tails
+    (C·H·W = 16·k + 0…15) and power-of-two scales that make exact ties at every rounding."""
+    a_grid = _grid(8, zp_a)
+    b_grid = QuantParams(np.array([s_b], np.float32), int(zp_b), 8, 0, 255)
+    out_grid = QuantParams(np.array([s_out], np.float32), int(zp_out), 8, 0, 255)
+    lo, hi = act if act is not None else (0, 255)
+    g = Graph()
+    g.add_tensor(Tensor("x", (1,) + shape, "float32"))
+    g.add_tensor(Tensor("a", (1,) + shape, "uint8", a_grid))
+    g.add_tensor(Tensor("b", (1,) + shape, "uint8", b_grid))
+    g.add_tensor(Tensor("y", (1,) + shape, "uint8", out_grid))
+    g.add_tensor(Tensor("out", (1,) + shape, "float32"))
+    g.add_op(Op("quantize", "quant", ["x"], ["a"]))
+    g.add_op(Op("requantize", "requant", ["a"], ["b"], {"act_min": 0, "act_max": 255}))
+    g.add_op(Op("add", "add", ["a", "b"], ["y"], {"act_min": int(lo), "act_max": int(hi)}))
+    g.add_op(Op("dequantize", "deq", ["y"], ["out"]))
+    g.inputs, g.outputs = ["x"], ["out"]
+    g.metadata = {"generator": "ddq_edge.testing.kernel_cases", "case": name}
+    g.validate()
+    codes = rng.integers(0, 256, size=(batch,) + shape).astype(np.int64)
+    ends = np.array([0, 255, zp_a, 255 - zp_a])  # both ends of the grid and the zero point
+    flat = codes.reshape(batch, -1)
+    flat[0, :min(4, flat.shape[1])] = ends[:min(4, flat.shape[1])]
+    return KernelCase(name, g, (codes - zp_a).astype(np.float32))
+
+
+def _dw_bound_case(rng, name, *, c, h, w, span, wsum, in_zp, over=(), bias="zero") -> KernelCase:
+    """Depthwise 3×3 on inputs all at the far end of the grid (|x − zp| = span) with weights of
+    one sign per channel and Σ|w| = wsum, so that the sum of products is exactly ±wsum · span:
+    at 32767 the NEON kernel sums in int16, at 32768 (or for a group with a channel in `over`,
+    Σ|w| + 1) it must fall back to int32."""
+    in_grid = _grid(8, in_zp)
+    x = _codes(rng, (2, c, h, w), in_grid, extreme=True)
+    assert max(in_grid.qmax - in_zp, in_zp - in_grid.qmin) == span
+    wt = np.zeros((c, 1, 3, 3), np.int64)
+    for o in range(c):
+        total = wsum + (1 if o in over else 0)
+        parts = [127] * (total // 127) + ([total % 127] if total % 127 else [])
+        assert len(parts) <= 9, "Σ|w| too large for nine int8 weights"
+        flat = np.zeros(9, np.int64)
+        flat[rng.permutation(9)[:len(parts)]] = parts
+        wt[o, 0] = (flat * (1 if o % 2 else -1)).reshape(3, 3)
+    wt = wt.astype(np.int8)
+    attrs = {"stride": [1, 1], "padding": [0, 0, 0, 0], "dilation": [1, 1], "groups": c}
+    acc = conv_accumulate(x - in_grid.zero_point, wt, (1, 1), (0, 0, 0, 0), (1, 1), c)
+    b = _bias(rng, wt, span, acc, bias)
+    return _single_op_graph(name, "conv2d", x, in_grid, wt, b, acc, attrs, rng, None, None, False)
+
+
+def _neon_elementwise_and_dw_cases(rng: np.random.Generator) -> list[KernelCase]:
+    """add / requantize (add__neon.c) and the depthwise int16 accumulation limit."""
+    cases = []
+    for i, (shape, zp_a, zp_b, s_b, s_out, zp_out, act) in enumerate([
+            ((3, 5, 7), 0, 255, 0.5, 2.0, 0, None),          # 105 = 6·16 + 9; ties everywhere
+            ((1, 1, 15), 255, 0, 2.0, 4.0, 255, None),        # tail only
+            ((16, 1, 1), 128, 128, 1.0, 1.0, 128, (100, 140)),  # one vector, narrow clamp
+            ((1, 1, 1), 0, 0, 0.25, 0.5, 255, (255, 255)),
+            ((17, 2, 1), 255, 255, 0.125, 0.0625, 0, (0, 0)),
+            ((5, 6, 7), 77, 200, 0.37, 1.3, 3, (3, 250)),     # random scales
+            ((33, 4, 4), 13, 255, 1.7, 0.09, 250, None)]):
+        cases.append(_add_case(rng, f"add {shape} zp{zp_a}/{zp_b}/{zp_out} {i}", shape=shape, zp_a=zp_a, zp_b=zp_b,
+                               s_b=s_b, s_out=s_out, zp_out=zp_out, act=act))
+    # Σ|w| · span = 217 · 151 = 32767 (int16), 256 · 128 = 32768 (int32), and 19 channels whose
+    # middle group has one channel one above the limit
+    cases.append(_dw_bound_case(rng, "dw3x3 int16 limit 32767 zp151", c=16, h=5, w=6, span=151, wsum=217, in_zp=151))
+    cases.append(_dw_bound_case(rng, "dw3x3 int16 limit 32767 zp104", c=9, h=3, w=3, span=151, wsum=217, in_zp=104))
+    cases.append(_dw_bound_case(rng, "dw3x3 int16 over 32768", c=8, h=4, w=5, span=128, wsum=256, in_zp=128))
+    cases.append(_dw_bound_case(rng, "dw3x3 int16 one channel over", c=19, h=4, w=4, span=151, wsum=217,
+                                in_zp=151, over=(9,)))
+    # the four-pixel groups: 2×2 and 3×4 maps (8 + 4 pixels), low-bit layers
+    for hw, c in (((2, 2), 20), ((3, 4), 13), ((1, 3), 8)):
+        cases.append(_conv_case(rng, f"dw3x3 small {hw}", c=c, h=hw[0], w=hw[1], o=c, k=(3, 3), groups=c,
+                                padding=(1, 1, 1, 1), in_bits=3, w_bits=4, relu=True))
     return cases

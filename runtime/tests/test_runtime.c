@@ -13,8 +13,11 @@
 #include "crc32.h"
 #include "ddq/ddq.h"
 #include "fixed_point.h"
+#include "kernels/generic/generic.h"
 #if defined(__aarch64__)
+#include "kernels/kernels.h"
 #include "kernels/neon/mbqm__neon.h"
+extern const ddq_kernel_set ddq_kernels_neon;
 #endif
 
 /* The kernel sets a build can have; those this CPU cannot run are skipped. */
@@ -310,6 +313,58 @@ static void test_neon_requantization(void) {
     }
     CHECK(bad == 0, "%ld of %ld NEON requantizations differ", bad, checked);
 }
+
+/* The NEON add and requantize (add__neon.c, which folds add's 2^20 pre-scale into the rounding
+ * shift) against the reference kernels: every pair of codes (every code for requantize), zero
+ * points at both ends of the grid and inside, clamped and full activation ranges, multipliers
+ * that make ties at every rounding (power-of-two scales) and random ones, and ranges whose
+ * 0–15 last elements take the scalar tail. */
+static void test_neon_elementwise(void) {
+    static const struct { float sa, sb, so; } scales[] = {
+        {1.0f, 1.0f, 1.0f},   {1.0f, 1.0f, 2.0f},      {1.0f, 0.25f, 0.5f}, {0.5f, 1.0f, 4.0f},
+        {1.0f, 0.125f, 8.0f}, {0.03f, 0.07f, 0.011f}, {0.9f, 0.0013f, 0.4f}, {1e-3f, 1e-3f, 1e-1f}};
+    static const struct { int32_t za, zb, zo, lo, hi; } grids[] = {
+        {0, 0, 0, 0, 255}, {255, 255, 255, 0, 255}, {0, 255, 128, 128, 255}, {255, 0, 3, 0, 20},
+        {128, 17, 250, 250, 250}, {77, 200, 0, 5, 200}};
+    static uint8_t xa[65536], xb[65536], want[65536], got[65536];
+    for (int i = 0; i < 65536; i++) xa[i] = (uint8_t)(i >> 8), xb[i] = (uint8_t)i;
+    long bad = 0, checked = 0;
+    for (size_t si = 0; si < sizeof scales / sizeof scales[0]; si++)
+        for (size_t gi = 0; gi < sizeof grids / sizeof grids[0]; gi++) {
+            const double sa = scales[si].sa, sb = scales[si].sb, so = scales[si].so;
+            const double twice_max = 2.0 * (sa > sb ? sa : sb);
+            ddq_op op = {0};
+            op.act_min = grids[gi].lo;
+            op.act_max = grids[gi].hi;
+            ddq_quantize_multiplier(sa / twice_max, &op.add_a);
+            ddq_quantize_multiplier(sb / twice_max, &op.add_b);
+            ddq_quantize_multiplier(twice_max / (1048576.0 * so), &op.multiplier);
+            ddq_tensor ta = {0}, tb = {0}, to = {0};
+            ta.zero_point = grids[gi].za, tb.zero_point = grids[gi].zb, to.zero_point = grids[gi].zo;
+            ddq_op_args args = {.op = &op, .in = {&ta, &tb}, .out = &to, .x = {xa, xb}};
+            for (int kind = 0; kind < 2; kind++) {
+                const int kernel = kind ? DDQ_OP_REQUANTIZE : DDQ_OP_ADD;
+                if (kind) ddq_quantize_multiplier(sa / so, &op.multiplier);
+                args.x[0] = kind ? xb : xa; /* requantize: every code */
+                const int64_t n = kind ? 256 + 15 : 65536;
+                memset(want, 0, sizeof want);
+                memset(got, 0xA5, sizeof got);
+                args.y = want;
+                ddq_kernels_reference.ops[kernel](&args, 0, n);
+                /* ranges of 1…37 elements: every tail length, and starts off the 16-byte grid */
+                args.y = got;
+                for (int64_t b = 0, len = 1; b < n; b += len, len = len % 37 + 1)
+                    ddq_kernels_neon.ops[kernel](&args, b, b + len < n ? b + len : n);
+                for (int64_t i = 0; i < n; i++) {
+                    checked++;
+                    if (got[i] != want[i] && bad++ < 5)
+                        CHECK(0, "%s %d, %d (scales %zu, grids %zu): neon %d, reference %d", kind ? "requantize" : "add",
+                              xa[i], xb[i], si, gi, got[i], want[i]);
+                }
+            }
+        }
+    CHECK(bad == 0, "%ld of %ld NEON add / requantize outputs differ", bad, checked);
+}
 #endif
 
 static void test_pinned_bundle(void) {
@@ -451,6 +506,60 @@ done:
     ddq_model_free(model);
 }
 
+/* The int16 accumulation plan (prepare__generic.c, ddq_packed_conv.kblk) of every GEMM conv2d
+ * of a bundle: each block of 8 channels gets the largest K_blk ≥ 4 whose k-blocks all keep
+ * Σ|w| · span within 32767 (found here by brute force), or 0 (int32) when there is none.
+ * Prints how many convolutions and blocks take the acc16 path (tests/test_runtime_builds.py
+ * checks the demo model's numbers). */
+static void test_acc16_plan(const char *path) {
+    ddq_model *model = NULL;
+    ddq_error error;
+    if (ddq_model_load_file(path, &model, &error) != DDQ_OK) {
+        CHECK(0, "%s", error.message);
+        return;
+    }
+    int convs = 0, acc16_convs = 0;
+    long blocks = 0, acc16_blocks = 0;
+    for (uint32_t i = 0; i < model->op_count; i++) {
+        const ddq_op *op = &model->ops[i];
+        const ddq_tensor *xt = &model->tensors[op->inputs[0]], *wt = &model->tensors[op->inputs[1]];
+        if (op->kind != DDQ_OP_CONV2D || ddq_conv_path(op, xt, wt) != DDQ_CONV_GEMM) continue;
+        ddq_packed_conv *p = ddq_prepare__generic(model, op);
+        CHECK(p != NULL, "%s: op %u not prepared", path, i);
+        if (!p) continue;
+        const int64_t O = wt->shape[0], K = wt->shape[1] * wt->shape[2] * wt->shape[3];
+        const int64_t span = xt->qmax - xt->zero_point > xt->zero_point - xt->qmin ? xt->qmax - xt->zero_point
+                                                                                 : xt->zero_point - xt->qmin;
+        const int8_t *w = wt->data;
+        int64_t op_acc16 = 0;
+        for (int64_t o0 = 0; o0 < O; o0 += 8, blocks++) {
+            const int64_t n = O - o0 < 8 ? O - o0 : 8;
+            int64_t best = 0;
+            for (int64_t k = K; k >= 4 && !best; k--) {
+                int fits = 1;
+                for (int64_t o = o0; o < o0 + n && fits; o++)
+                    for (int64_t b = 0; b < K && fits; b += k) {
+                        int64_t sum = 0;
+                        for (int64_t r = b; r < b + k && r < K; r++) sum += (w[o * K + r] < 0 ? -w[o * K + r] : w[o * K + r]) * span;
+                        fits = sum <= 32767;
+                    }
+                if (fits) best = k;
+            }
+            CHECK(p->kblk[o0 / 8] == best, "%s: op %u block %ld: K_blk %ld, expected %ld", path, i, (long)(o0 / 8),
+                  (long)p->kblk[o0 / 8], (long)best);
+            op_acc16 += best > 0;
+        }
+        CHECK(p->acc16_blocks == op_acc16, "%s: op %u: %ld acc16 blocks counted", path, i, (long)p->acc16_blocks);
+        convs++;
+        acc16_convs += op_acc16 == (O + 7) / 8;
+        acc16_blocks += op_acc16;
+        ddq_release__generic(p);
+    }
+    printf("%s: int16 accumulation in %d of %d GEMM convolutions (%ld of %ld blocks of 8 channels)\n", path,
+           acc16_convs, convs, acc16_blocks, blocks);
+    ddq_model_free(model);
+}
+
 int main(int argc, char **argv) {
     test_crc32();
     test_quantize_multiplier();
@@ -458,9 +567,11 @@ int main(int argc, char **argv) {
     test_pinned_bundle();
 #if defined(__aarch64__)
     test_neon_requantization();
+    test_neon_elementwise();
 #endif
     test_run_and_threads();
     for (int i = 1; i < argc; i++) test_bundle_kernel_sets(argv[i]);
+    for (int i = 1; i < argc; i++) test_acc16_plan(argv[i]);
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;

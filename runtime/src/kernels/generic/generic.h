@@ -30,6 +30,10 @@ typedef struct ddq_packed_conv {
     int64_t K;            /* GEMM: rows of the panel and of each weight block, C·KH·KW */
     int64_t panel_pixels; /* GEMM: pixels (columns) per panel, a multiple of 8 */
     int16_t *w;           /* GEMM: [⌈O/8⌉][K][8]; DW3X3: [9][O + 8]; zero past the last channel */
+    /* GEMM: per block of 8 output channels, the rows K_blk of a k-block summed in int16 lanes
+     * (neon's acc16 path; ddq_acc16_kblk), or 0: the int32 path. NULL for DW3X3. */
+    int64_t *kblk;
+    int64_t acc16_blocks; /* GEMM: how many blocks have kblk > 0 */
     /* per output channel, [round_up(O, 8) + 8], zero past O: the multipliers' m0 and −t =
      * shift − 31 (−31 past O), and the biases */
     int32_t *m0, *bias;
@@ -37,6 +41,16 @@ typedef struct ddq_packed_conv {
 } ddq_packed_conv;
 
 int ddq_conv_path(const ddq_op *op, const ddq_tensor *x, const ddq_tensor *w);
+
+/* int16 accumulation ("acc16"): the largest K_blk in [DDQ_ACC16_MIN_KBLK, K] such that, for each
+ * of the n (≤ 8) channels of w (row-major [n][K] int8 codes) and each k-block
+ * [i·K_blk, min((i + 1)·K_blk, K)), Σ |w[o][r]| · span ≤ DDQ_ACC16_LIMIT, where span =
+ * max(qmax − zp, zp − qmin) of the input grid; 0 if there is none. Every partial sum of
+ * w · (x − zp) within a k-block then fits int16 (the same exact-bound style as the loader's
+ * int32 accumulator check). */
+#define DDQ_ACC16_LIMIT 32767
+#define DDQ_ACC16_MIN_KBLK 4
+int64_t ddq_acc16_kblk(const int8_t *w, int64_t n, int64_t K, int64_t span);
 /* Panel width for K rows and P output pixels: a multiple of 8, at most round_up(P, 8). */
 int64_t ddq_gemm_panel_pixels(int64_t K, int64_t P);
 

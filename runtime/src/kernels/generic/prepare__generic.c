@@ -46,8 +46,53 @@ static int pack_channels(ddq_packed_conv *p, const ddq_op *op, const ddq_tensor 
     return 1;
 }
 
-static ddq_packed_conv *pack_gemm(const ddq_op *op, const ddq_tensor *wt, const ddq_tensor *bt,
-                                  const ddq_tensor *yt) {
+int64_t ddq_acc16_kblk(const int8_t *w, int64_t n, int64_t K, int64_t span) {
+    /* S[o][r] = Σ_{r' < r} |w[o][r']| · span; a k-block [s, e) fits when S[o][e] − S[o][s] ≤ limit */
+    int64_t *S = malloc((size_t)(n * (K + 1)) * sizeof *S);
+    if (!S) return 0; /* the int32 path is always exact */
+    int64_t worst = 0;
+    for (int64_t o = 0; o < n; o++) {
+        int64_t *so = S + o * (K + 1);
+        so[0] = 0;
+        for (int64_t r = 0; r < K; r++) so[r + 1] = so[r] + (w[o * K + r] < 0 ? -w[o * K + r] : w[o * K + r]) * span;
+        if (so[K] > worst) worst = so[K];
+    }
+    int64_t found = worst <= DDQ_ACC16_LIMIT ? K : 0; /* the common case: one k-block */
+    for (int64_t k = K - 1; !found && k >= DDQ_ACC16_MIN_KBLK; k--) {
+        int fits = 1;
+        for (int64_t b = 0; fits && b < K; b += k) {
+            const int64_t e = K - b < k ? K : b + k;
+            for (int64_t o = 0; o < n; o++)
+                if (S[o * (K + 1) + e] - S[o * (K + 1) + b] > DDQ_ACC16_LIMIT) {
+                    fits = 0;
+                    break;
+                }
+        }
+        if (fits) found = k;
+    }
+    free(S);
+    return found;
+}
+
+/* Per block of 8 output channels, K_blk for the int16 accumulation (0: int32), from the
+ * weights and the input grid. */
+static int plan_acc16(ddq_packed_conv *p, const ddq_tensor *xt, const ddq_tensor *wt, int64_t O, int64_t K) {
+    const int64_t blocks = (O + DDQ_GEMM_BLOCK - 1) / DDQ_GEMM_BLOCK;
+    const int64_t up = xt->qmax - xt->zero_point, down = xt->zero_point - xt->qmin;
+    const int64_t span = up > down ? up : down;
+    p->kblk = calloc((size_t)blocks, sizeof *p->kblk);
+    if (!p->kblk) return 0;
+    const int8_t *w = wt->data;
+    for (int64_t b = 0; b < blocks; b++) {
+        const int64_t o0 = b * DDQ_GEMM_BLOCK, n = O - o0 < DDQ_GEMM_BLOCK ? O - o0 : DDQ_GEMM_BLOCK;
+        p->kblk[b] = K >= DDQ_ACC16_MIN_KBLK ? ddq_acc16_kblk(w + o0 * K, n, K, span) : 0;
+        p->acc16_blocks += p->kblk[b] > 0;
+    }
+    return 1;
+}
+
+static ddq_packed_conv *pack_gemm(const ddq_op *op, const ddq_tensor *xt, const ddq_tensor *wt,
+                                  const ddq_tensor *bt, const ddq_tensor *yt) {
     ddq_packed_conv *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     const int64_t O = wt->shape[0], K = wt->shape[1] * wt->shape[2] * wt->shape[3];
@@ -55,7 +100,7 @@ static ddq_packed_conv *pack_gemm(const ddq_op *op, const ddq_tensor *wt, const 
     const size_t bytes = round_up_64((size_t)(blocks * K * DDQ_GEMM_BLOCK) * sizeof(int16_t));
     p->path = DDQ_CONV_GEMM;
     p->w = aligned_alloc(64, bytes);
-    if (!p->w || !pack_channels(p, op, bt, O)) {
+    if (!p->w || !pack_channels(p, op, bt, O) || !plan_acc16(p, xt, wt, O, K)) {
         ddq_release__generic(p);
         return NULL;
     }
@@ -90,7 +135,7 @@ void *ddq_prepare__generic(const ddq_model *model, const ddq_op *op) {
     const ddq_tensor *xt = &model->tensors[op->inputs[0]], *wt = &model->tensors[op->inputs[1]];
     switch (ddq_conv_path(op, xt, wt)) {
     case DDQ_CONV_GEMM:
-        return pack_gemm(op, wt, &model->tensors[op->inputs[2]], &model->tensors[op->output]);
+        return pack_gemm(op, xt, wt, &model->tensors[op->inputs[2]], &model->tensors[op->output]);
     case DDQ_CONV_DW3X3:
         return pack_dw(op, wt, &model->tensors[op->inputs[2]]);
     default:
@@ -101,6 +146,7 @@ void *ddq_prepare__generic(const ddq_model *model, const ddq_op *op) {
 void ddq_release__generic(void *prepared) {
     ddq_packed_conv *p = prepared;
     free(p->w);
+    free(p->kblk);
     free(p->m0);
     free(p->bias);
     free(p->neg_t);

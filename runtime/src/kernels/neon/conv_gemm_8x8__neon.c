@@ -136,6 +136,15 @@ void ddq_conv_gemm__neon(const ddq_op_args *a, int64_t begin, int64_t end) {
             const int16_t *wb = pc->w + o0 * K; /* block o0 / 8 */
             const int64_t ob = o0 > begin ? o0 : begin;
             const int64_t oe = o0 + DDQ_GEMM_BLOCK < end ? o0 + DDQ_GEMM_BLOCK : end;
+            if (pc->kblk[o0 / DDQ_GEMM_BLOCK]) { /* low bits: int16 accumulation */
+                /* at most 4 pixels: two blocks at a time, when both sum all K rows in int16 */
+                const int pair = n <= 4 && o0 + DDQ_GEMM_BLOCK < end && pc->kblk[o0 / DDQ_GEMM_BLOCK] >= K &&
+                                 pc->kblk[o0 / DDQ_GEMM_BLOCK + 1] >= K;
+                const int64_t oe2 = pair ? (o0 + 2 * DDQ_GEMM_BLOCK < end ? o0 + 2 * DDQ_GEMM_BLOCK : end) : oe;
+                ddq_conv_gemm_acc16_block__neon(pc, q.zp, q.lo, q.hi, panel, nps, n, o0, ob, oe2, y + p0, P, pair);
+                if (pair) o0 += DDQ_GEMM_BLOCK;
+                continue;
+            }
             for (int64_t j = 0; j < n; j += 8) {
                 const int64_t count = n - j < 8 ? n - j : 8;
                 if (count > 4) tile_8x8(&q, panel + j, nps, wb, K, o0, ob, oe, y + p0 + j, P, count);

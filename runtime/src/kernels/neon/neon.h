@@ -32,8 +32,16 @@ static inline void ddq_store_u8x8_partial(uint8_t *y, uint8x8_t v, int64_t n) {
 }
 
 void ddq_conv_gemm__neon(const ddq_op_args *a, int64_t begin, int64_t end);
+/* The GEMM's int16-accumulating block (conv_gemm_8x16_acc16__neon.c): output channels ob … oe − 1
+ * of the block o0 … o0 + 7 (pc->kblk[o0 / 8] > 0) over the panel's n pixels, y at its first; with
+ * `pair`, of the blocks o0 … o0 + 15 (n ≤ 4, both blocks with kblk ≥ K). */
+void ddq_conv_gemm_acc16_block__neon(const ddq_packed_conv *pc, int32_t zp, int32_t lo, int32_t hi,
+                                     const int16_t *panel, int64_t nps, int64_t n, int64_t o0, int64_t ob,
+                                     int64_t oe, uint8_t *y, int64_t P, int pair);
 void ddq_dwconv3x3_c8__neon(const ddq_op_args *a, int64_t begin, int64_t end);
 void ddq_conv2d__neon(const ddq_op_args *a, int64_t begin, int64_t end);
 void ddq_fully_connected__neon(const ddq_op_args *a, int64_t begin, int64_t end);
+void ddq_add__neon(const ddq_op_args *a, int64_t begin, int64_t end);
+void ddq_requantize__neon(const ddq_op_args *a, int64_t begin, int64_t end);
 
 #endif

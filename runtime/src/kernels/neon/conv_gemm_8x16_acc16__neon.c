@@ -1,0 +1,366 @@
+/* conv2d with groups = 1 as a GEMM on int16 with int16 accumulation ("acc16"), Advanced SIMD:
+ * for a block of 8 output channels whose low-bit weights and input grid keep every partial sum
+ * of a k-block inside int16, as prepare proved (ddq_packed_conv.kblk, docs/runtime.md).
+ *
+ * Tiles of 8 channels × 16 pixels (8 × 8 and a transposed 8 × 4 for the last pixels of a panel,
+ * see tile_8x4t). Per panel row of an 8 × 16 tile:
+ * one LDP of 16 pixels, one 16-byte load of 8 channel weights and 16 MLA by lane into 16 int16x8
+ * accumulators (128 MACs; the int32 path's SMLAL/SMLAL2 do 64). Every kblk rows the int16 sums
+ * are flushed into int32 (SADDW/SADDW2, starting from the biases) and restarted at 0.
+ *
+ * Exactness: prepare chose kblk so that for every channel o of the block and every k-block B,
+ * Σ_{r∈B} |w[o][r]| · span ≤ 32767, span = max(qmax − zp, zp − qmin) of the input grid; every
+ * panel value is x − zp (|·| ≤ span) or 0, so every partial sum of a k-block, and the block's
+ * sum, lies in int16 and equals the exact integer. The int32 sums that follow are those of the
+ * int32 path, kept in range by the loader's accumulator bound. Columns of the panel past the
+ * last pixel may hold other pixels' values; their lanes may wrap, but are never stored. */
+#include "neon.h"
+
+typedef struct acc16_out {
+    const ddq_packed_conv *pc;
+    int32_t zp, lo, hi;
+} acc16_out;
+
+/* What the stores of a tile need, copied into locals at its start: the output stores (uint8)
+ * may alias anything reached through a pointer, so the compiler would reload it per channel. */
+typedef struct tile_consts {
+    const int32_t *m0, *bias;
+    const int64_t *neg_t;
+    int16x8_t zp;
+    uint8x8_t lo, hi;
+} tile_consts;
+
+#define TILE_CONSTS(q) \
+    const tile_consts k_ = {(q)->pc->m0, (q)->pc->bias, (q)->pc->neg_t, vdupq_n_s16((int16_t)(q)->zp), \
+                            vdup_n_u8((uint8_t)(q)->lo), vdup_n_u8((uint8_t)(q)->hi)}
+
+/* channel o's multiplier in every lane */
+static inline ddq_requant_neon requant_same(const tile_consts *k, int64_t o) {
+    ddq_requant_neon r;
+    r.m0[0] = r.m0[1] = vdupq_n_s32(k->m0[o]);
+    r.neg_t[0] = r.neg_t[1] = r.neg_t[2] = r.neg_t[3] = vdupq_n_s64(k->neg_t[o]);
+    r.zp = k->zp;
+    r.lo = k->lo;
+    r.hi = k->hi;
+    return r;
+}
+
+#define Z16 vdupq_n_s16(0)
+
+/* channel i: lanes 0–7 (a) and 8–15 (b) of the 16 pixels */
+#define MLA16(i) \
+    do { \
+        c##i##a = vmlaq_laneq_s16(c##i##a, x0, wv, i); \
+        c##i##b = vmlaq_laneq_s16(c##i##b, x1, wv, i); \
+    } while (0)
+
+/* the int16 sums of rows r0 … r1 − 1 in c0a … c7b */
+#define ROWS16(r0, r1) \
+    int16x8_t c0a = Z16, c0b = Z16, c1a = Z16, c1b = Z16, c2a = Z16, c2b = Z16, c3a = Z16, c3b = Z16; \
+    int16x8_t c4a = Z16, c4b = Z16, c5a = Z16, c5b = Z16, c6a = Z16, c6b = Z16, c7a = Z16, c7b = Z16; \
+    do { \
+        const int16_t *xr = xp + (r0) * nps, *wr = wp + (r0) * DDQ_GEMM_BLOCK; \
+        _Pragma("GCC unroll 2") for (int64_t r = (r0); r < (r1); r++, xr += nps, wr += DDQ_GEMM_BLOCK) { \
+            const int16x8_t x0 = vld1q_s16(xr), x1 = vld1q_s16(xr + 8); \
+            const int16x8_t wv = vld1q_s16(wr); \
+            MLA16(0); \
+            MLA16(1); \
+            MLA16(2); \
+            MLA16(3); \
+            MLA16(4); \
+            MLA16(5); \
+            MLA16(6); \
+            MLA16(7); \
+        } \
+    } while (0)
+
+/* s[0…3] += the int16 sums of channel i, widened */
+#define ADD16(s, i) \
+    do { \
+        (s)[0] = vaddw_s16((s)[0], vget_low_s16(c##i##a)); \
+        (s)[1] = vaddw_high_s16((s)[1], c##i##a); \
+        (s)[2] = vaddw_s16((s)[2], vget_low_s16(c##i##b)); \
+        (s)[3] = vaddw_high_s16((s)[3], c##i##b); \
+    } while (0)
+
+/* the last k-block: channel i's sums (acc[i], or its bias) plus the int16 sums, stored */
+#define STORE16(i, init) \
+    do { \
+        if (o0 + i >= ob && o0 + i < oe) { \
+            int32x4_t t[4]; \
+            for (int k = 0; k < 4; k++) t[k] = init; \
+            ADD16(t, i); \
+            store16(&k_, o0 + i, t, y + (o0 + i) * P, count); \
+        } \
+    } while (0)
+
+/* Requantizes channel o's 16 int32 sums and stores `count` (9…16) of them. */
+static inline void store16(const tile_consts *k, int64_t o, const int32x4_t s[4], uint8_t *y, int64_t count) {
+    const ddq_requant_neon r = requant_same(k, o);
+    vst1_u8(y, ddq_requantize_neon(s[0], s[1], &r));
+    ddq_store_u8x8_partial(y + 8, ddq_requantize_neon(s[2], s[3], &r), count - 8);
+}
+
+/* Channel o's 8 int32 sums, `count` (1…8) of them stored. */
+static inline void store8(const tile_consts *k, int64_t o, int32x4_t lo, int32x4_t hi, uint8_t *y, int64_t count) {
+    const ddq_requant_neon r = requant_same(k, o);
+    ddq_store_u8x8_partial(y, ddq_requantize_neon(lo, hi, &r), count);
+}
+
+/* 8 channels (o0 … o0 + 7, of which ob … oe − 1 are stored) × 16 pixels (9 ≤ count ≤ 16 of them
+ * stored), y at the tile's first pixel. Flushes every kb rows; with kb ≥ K (the common case)
+ * the whole tile stays in registers. */
+static void tile_8x16(const acc16_out *q, const int16_t *xp, int64_t nps, const int16_t *wp, int64_t K, int64_t kb,
+                      int64_t o0, int64_t ob, int64_t oe, uint8_t *y, int64_t P, int64_t count) {
+    TILE_CONSTS(q);
+    const int32_t *b = k_.bias + o0;
+    if (kb >= K) { /* one k-block: from the biases, all in registers */
+        ROWS16(0, K);
+        STORE16(0, vdupq_n_s32(b[0]));
+        STORE16(1, vdupq_n_s32(b[1]));
+        STORE16(2, vdupq_n_s32(b[2]));
+        STORE16(3, vdupq_n_s32(b[3]));
+        STORE16(4, vdupq_n_s32(b[4]));
+        STORE16(5, vdupq_n_s32(b[5]));
+        STORE16(6, vdupq_n_s32(b[6]));
+        STORE16(7, vdupq_n_s32(b[7]));
+        return;
+    }
+    int32x4_t sums[DDQ_GEMM_BLOCK][4];
+    for (int i = 0; i < DDQ_GEMM_BLOCK; i++)
+        for (int k = 0; k < 4; k++) sums[i][k] = vdupq_n_s32(b[i]);
+    int64_t r0 = 0;
+    for (; K - r0 > kb; r0 += kb) {
+        ROWS16(r0, r0 + kb);
+        ADD16(sums[0], 0);
+        ADD16(sums[1], 1);
+        ADD16(sums[2], 2);
+        ADD16(sums[3], 3);
+        ADD16(sums[4], 4);
+        ADD16(sums[5], 5);
+        ADD16(sums[6], 6);
+        ADD16(sums[7], 7);
+    }
+    ROWS16(r0, K);
+    STORE16(0, sums[0][k]);
+    STORE16(1, sums[1][k]);
+    STORE16(2, sums[2][k]);
+    STORE16(3, sums[3][k]);
+    STORE16(4, sums[4][k]);
+    STORE16(5, sums[5][k]);
+    STORE16(6, sums[6][k]);
+    STORE16(7, sums[7][k]);
+}
+
+#define MLA8(i) c##i = vmlaq_laneq_s16(c##i, x0, wv, i)
+
+#define ROWS8(r0, r1) \
+    int16x8_t c0 = Z16, c1 = Z16, c2 = Z16, c3 = Z16, c4 = Z16, c5 = Z16, c6 = Z16, c7 = Z16; \
+    do { \
+        const int16_t *xr = xp + (r0) * nps, *wr = wp + (r0) * DDQ_GEMM_BLOCK; \
+        _Pragma("GCC unroll 4") for (int64_t r = (r0); r < (r1); r++, xr += nps, wr += DDQ_GEMM_BLOCK) { \
+            const int16x8_t x0 = vld1q_s16(xr); \
+            const int16x8_t wv = vld1q_s16(wr); \
+            MLA8(0); \
+            MLA8(1); \
+            MLA8(2); \
+            MLA8(3); \
+            MLA8(4); \
+            MLA8(5); \
+            MLA8(6); \
+            MLA8(7); \
+        } \
+    } while (0)
+
+#define ADD8(s, i) \
+    do { \
+        (s)[0] = vaddw_s16((s)[0], vget_low_s16(c##i)); \
+        (s)[1] = vaddw_high_s16((s)[1], c##i); \
+    } while (0)
+
+#define STORE8(i, init) \
+    do { \
+        if (o0 + i >= ob && o0 + i < oe) { \
+            int32x4_t t[2]; \
+            for (int k = 0; k < 2; k++) t[k] = init; \
+            ADD8(t, i); \
+            store8(&k_, o0 + i, t[0], t[1], y + (o0 + i) * P, count); \
+        } \
+    } while (0)
+
+/* 8 channels × 8 pixels (count ≤ 8 of them stored; 5 or more from the block function). */
+static void tile_8x8(const acc16_out *q, const int16_t *xp, int64_t nps, const int16_t *wp, int64_t K, int64_t kb,
+                     int64_t o0, int64_t ob, int64_t oe, uint8_t *y, int64_t P, int64_t count) {
+    TILE_CONSTS(q);
+    const int32_t *b = k_.bias + o0;
+    if (kb >= K) { /* one k-block: from the biases, all in registers */
+        ROWS8(0, K);
+        STORE8(0, vdupq_n_s32(b[0]));
+        STORE8(1, vdupq_n_s32(b[1]));
+        STORE8(2, vdupq_n_s32(b[2]));
+        STORE8(3, vdupq_n_s32(b[3]));
+        STORE8(4, vdupq_n_s32(b[4]));
+        STORE8(5, vdupq_n_s32(b[5]));
+        STORE8(6, vdupq_n_s32(b[6]));
+        STORE8(7, vdupq_n_s32(b[7]));
+        return;
+    }
+    int32x4_t sums[DDQ_GEMM_BLOCK][2];
+    for (int i = 0; i < DDQ_GEMM_BLOCK; i++)
+        for (int k = 0; k < 2; k++) sums[i][k] = vdupq_n_s32(b[i]);
+    int64_t r0 = 0;
+    for (; K - r0 > kb; r0 += kb) {
+        ROWS8(r0, r0 + kb);
+        ADD8(sums[0], 0);
+        ADD8(sums[1], 1);
+        ADD8(sums[2], 2);
+        ADD8(sums[3], 3);
+        ADD8(sums[4], 4);
+        ADD8(sums[5], 5);
+        ADD8(sums[6], 6);
+        ADD8(sums[7], 7);
+    }
+    ROWS8(r0, K);
+    STORE8(0, sums[0][k]);
+    STORE8(1, sums[1][k]);
+    STORE8(2, sums[2][k]);
+    STORE8(3, sums[3][k]);
+    STORE8(4, sums[4][k]);
+    STORE8(5, sums[5][k]);
+    STORE8(6, sums[6][k]);
+    STORE8(7, sums[7][k]);
+}
+
+#define MLA4T(p) c##p = vmlaq_lane_s16(c##p, wv, x0, p)
+
+#define STORE4T(l) \
+    do { \
+        if (o0 + l >= ob && o0 + l < oe) vst4_lane_u8(y + (o0 + l) * P, v, l); \
+    } while (0)
+
+/* Requantizes 4 pixels (s<p>l: channels o0 … o0 + 3, s<p>h: o0 + 4 … o0 + 7, int32 sums with
+ * the biases) and stores channels ob … oe − 1 (within the 8), `count` pixels each. */
+static inline void store_4t(const tile_consts *k, int32x4_t s0l, int32x4_t s0h, int32x4_t s1l, int32x4_t s1h,
+                            int32x4_t s2l, int32x4_t s2h, int32x4_t s3l, int32x4_t s3h, int64_t o0, int64_t ob,
+                            int64_t oe, uint8_t *y, int64_t P, int64_t count) {
+    /* each lane its channel's multiplier; v.val[p] holds pixel p of the 8 channels */
+    ddq_requant_neon r;
+    r.m0[0] = vld1q_s32(k->m0 + o0);
+    r.m0[1] = vld1q_s32(k->m0 + o0 + 4);
+    for (int i = 0; i < 4; i++) r.neg_t[i] = vld1q_s64(k->neg_t + o0 + 2 * i);
+    r.zp = k->zp;
+    r.lo = k->lo;
+    r.hi = k->hi;
+    uint8x8x4_t v;
+    v.val[0] = ddq_requantize_neon(s0l, s0h, &r);
+    v.val[1] = ddq_requantize_neon(s1l, s1h, &r);
+    v.val[2] = ddq_requantize_neon(s2l, s2h, &r);
+    v.val[3] = ddq_requantize_neon(s3l, s3h, &r);
+    if (count == 4) {
+        if (P == 4 && ob == o0 && oe == o0 + 8) { /* the 8 channels' 4 pixels are 32 consecutive bytes */
+            vst4_u8(y + o0 * 4, v);
+            return;
+        }
+        STORE4T(0); /* channel o0 + l: its 4 pixels, lane l of each v.val[p] */
+        STORE4T(1);
+        STORE4T(2);
+        STORE4T(3);
+        STORE4T(4);
+        STORE4T(5);
+        STORE4T(6);
+        STORE4T(7);
+        return;
+    }
+    uint8_t t[4][8];
+    for (int p = 0; p < 4; p++) vst1_u8(t[p], v.val[p]);
+    for (int64_t o = ob > o0 ? ob : o0; o < oe && o < o0 + 8; o++)
+        for (int64_t p = 0; p < count; p++) y[o * P + p] = t[p][o - o0];
+}
+
+/* 8 channels × 4 pixels (1 ≤ count ≤ 4 of them stored), transposed: the lanes hold the 8
+ * channels, one accumulator per pixel, so a row takes 4 MLA by the pixel's lane (32 MACs, all
+ * of them used) where the 8 × 8 tile would take 8 for as many useful ones. For the last pixels
+ * of a panel, e.g. the whole 2 × 2 maps at the end of a MobileNet. */
+static void tile_8x4t(const acc16_out *q, const int16_t *xp, int64_t nps, const int16_t *wp, int64_t K, int64_t kb,
+                      int64_t o0, int64_t ob, int64_t oe, uint8_t *y, int64_t P, int64_t count) {
+    TILE_CONSTS(q);
+    const int32x4_t b0 = vld1q_s32(k_.bias + o0), b1 = vld1q_s32(k_.bias + o0 + 4);
+    int32x4_t s0l = b0, s0h = b1, s1l = b0, s1h = b1, s2l = b0, s2h = b1, s3l = b0, s3h = b1;
+    for (int64_t r0 = 0; r0 < K; r0 += kb) {
+        const int64_t r1 = K - r0 < kb ? K : r0 + kb;
+        int16x8_t c0 = Z16, c1 = Z16, c2 = Z16, c3 = Z16;
+        const int16_t *xr = xp + r0 * nps, *wr = wp + r0 * DDQ_GEMM_BLOCK;
+#pragma GCC unroll 4
+        for (int64_t r = r0; r < r1; r++, xr += nps, wr += DDQ_GEMM_BLOCK) {
+            int16x4_t x0 = vld1_s16(xr);
+            /* keeps one LDR of the 4 pixels: GCC would otherwise load each lane apart (LD1R, LDRSH + DUP) */
+            __asm__("" : "+w"(x0));
+            const int16x8_t wv = vld1q_s16(wr);
+            MLA4T(0);
+            MLA4T(1);
+            MLA4T(2);
+            MLA4T(3);
+        }
+        s0l = vaddw_s16(s0l, vget_low_s16(c0)), s0h = vaddw_high_s16(s0h, c0);
+        s1l = vaddw_s16(s1l, vget_low_s16(c1)), s1h = vaddw_high_s16(s1h, c1);
+        s2l = vaddw_s16(s2l, vget_low_s16(c2)), s2h = vaddw_high_s16(s2h, c2);
+        s3l = vaddw_s16(s3l, vget_low_s16(c3)), s3h = vaddw_high_s16(s3h, c3);
+    }
+    store_4t(&k_, s0l, s0h, s1l, s1h, s2l, s2h, s3l, s3h, o0, ob, oe, y, P, count);
+}
+
+/* 16 channels (two blocks, o0 … o0 + 15, each with one k-block: kblk ≥ K) × 4 pixels,
+ * transposed like tile_8x4t: per row two weight loads, one of the pixels and 8 MLA (64 MACs). */
+static void tile_16x4t(const acc16_out *q, const int16_t *xp, int64_t nps, const int16_t *wp, int64_t K, int64_t o0,
+                       int64_t ob, int64_t oe, uint8_t *y, int64_t P, int64_t count) {
+    TILE_CONSTS(q);
+    const int16_t *wp1 = wp + K * DDQ_GEMM_BLOCK; /* the next block */
+    int16x8_t c0 = Z16, c1 = Z16, c2 = Z16, c3 = Z16, d0 = Z16, d1 = Z16, d2 = Z16, d3 = Z16;
+    const int16_t *xr = xp;
+#pragma GCC unroll 4
+    for (int64_t r = 0; r < K; r++, xr += nps) {
+        int16x4_t x0 = vld1_s16(xr);
+        __asm__("" : "+w"(x0)); /* one LDR of the 4 pixels (see tile_8x4t) */
+        const int16x8_t wv = vld1q_s16(wp + r * DDQ_GEMM_BLOCK), wv1 = vld1q_s16(wp1 + r * DDQ_GEMM_BLOCK);
+        MLA4T(0);
+        MLA4T(1);
+        MLA4T(2);
+        MLA4T(3);
+        d0 = vmlaq_lane_s16(d0, wv1, x0, 0);
+        d1 = vmlaq_lane_s16(d1, wv1, x0, 1);
+        d2 = vmlaq_lane_s16(d2, wv1, x0, 2);
+        d3 = vmlaq_lane_s16(d3, wv1, x0, 3);
+    }
+    for (int h = 0; h < 2; h++) {
+        const int64_t o = o0 + 8 * h;
+        const int32x4_t b0 = vld1q_s32(k_.bias + o), b1 = vld1q_s32(k_.bias + o + 4);
+        const int16x8_t e0 = h ? d0 : c0, e1 = h ? d1 : c1, e2 = h ? d2 : c2, e3 = h ? d3 : c3;
+        store_4t(&k_, vaddw_s16(b0, vget_low_s16(e0)), vaddw_high_s16(b1, e0), vaddw_s16(b0, vget_low_s16(e1)),
+                 vaddw_high_s16(b1, e1), vaddw_s16(b0, vget_low_s16(e2)), vaddw_high_s16(b1, e2),
+                 vaddw_s16(b0, vget_low_s16(e3)), vaddw_high_s16(b1, e3), o, ob > o ? ob : o,
+                 oe < o + 8 ? oe : o + 8, y, P, count);
+    }
+}
+
+void ddq_conv_gemm_acc16_block__neon(const ddq_packed_conv *pc, int32_t zp, int32_t lo, int32_t hi,
+                                     const int16_t *panel, int64_t nps, int64_t n, int64_t o0, int64_t ob,
+                                     int64_t oe, uint8_t *y, int64_t P, int pair) {
+    const acc16_out q = {pc, zp, lo, hi};
+    const int64_t K = pc->K, kb = pc->kblk[o0 / DDQ_GEMM_BLOCK];
+    const int16_t *wb = pc->w + o0 * K; /* block o0 / 8 */
+    if (pair) { /* n ≤ 4, and blocks o0 / 8 and o0 / 8 + 1 each have one k-block */
+        tile_16x4t(&q, panel, nps, wb, K, o0, ob, oe, y, P, n);
+        return;
+    }
+    int64_t j = 0;
+    for (; n - j > 12; j += 16) { /* 13–16 pixels: 8 × 16 */
+        const int64_t count = n - j < 16 ? n - j : 16;
+        tile_8x16(&q, panel + j, nps, wb, K, kb, o0, ob, oe, y + j, P, count);
+    }
+    if (n - j > 4) { /* 5–12 pixels: 8 × 8, then 8 × 4 transposed for the rest */
+        const int64_t count = n - j < 8 ? n - j : 8;
+        tile_8x8(&q, panel + j, nps, wb, K, kb, o0, ob, oe, y + j, P, count);
+        j += 8;
+    }
+    if (n > j) tile_8x4t(&q, panel + j, nps, wb, K, kb, o0, ob, oe, y + j, P, n - j);
+}
