@@ -26,6 +26,7 @@ from onnx import TensorProto, helper
 
 from ddq_edge.files import atomic_write_bytes
 from ddq_edge.ir import Graph, Op, QuantParams
+from ddq_edge.names import fresh_name
 from ddq_edge.reference.ops import global_avg_pool_multiplier, requantize_multiplier
 
 __all__ = ["export_onnx", "build_onnx_model", "OPSET"]
@@ -55,11 +56,7 @@ class _Builder:
 
     # ------------------------------------------------------------------ naming / constants
     def fresh(self, base: str) -> str:
-        name, i = base, 1
-        while name in self.names:
-            name, i = f"{base}_{i}", i + 1
-        self.names.add(name)
-        return name
+        return fresh_name(self.names, base)
 
     def node(self, op_type: str, inputs: list[str], outputs: list[str], name: str, **attrs):
         self.nodes.append(helper.make_node(op_type, inputs, outputs, name=self.fresh(name), **attrs))

@@ -152,46 +152,13 @@ def load_engine(engine: str, path, num_threads: int = 1,
                 xnnpack: bool = True) -> Callable[[np.ndarray], np.ndarray]:
     """A callable ``f(x_nchw) -> output`` (graph layout) running the model at ``path`` with
     onnxruntime (CPU provider) or the LiteRT interpreter (XNNPACK delegate unless
-    ``xnnpack=False``), ``num_threads`` threads. Any batch size."""
+    ``xnnpack=False``), ``num_threads`` threads. Any batch size. The engines are the
+    profiler's (:mod:`ddq_edge.profiling.harness`), so tests and profiles run the same code."""
+    from ..profiling.harness import load_engine as load_harness_engine
+
     _check_engines([engine])
-    path = str(path)
-    if engine.startswith("ort"):
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = num_threads
-        so.inter_op_num_threads = 1
-        sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-        name = sess.get_inputs()[0].name
-
-        def run_ort(x: np.ndarray) -> np.ndarray:
-            return sess.run(None, {name: to_engine_input(engine, x)})[0]
-
-        return run_ort
-
-    from ai_edge_litert import interpreter as tfl
-
-    resolver = (tfl.OpResolverType.AUTO if xnnpack
-                else tfl.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    it = tfl.Interpreter(model_path=path, num_threads=num_threads,
-                         experimental_op_resolver_type=resolver)
-    it.allocate_tensors()
-    inp = it.get_input_details()[0]
-    out_index = it.get_output_details()[0]["index"]
-    state = {"shape": tuple(inp["shape"])}
-
-    def run_tfl(x: np.ndarray) -> np.ndarray:
-        xe = to_engine_input(engine, x)
-        if tuple(xe.shape) != state["shape"]:
-            it.resize_tensor_input(inp["index"], list(xe.shape))
-            it.allocate_tensors()
-            state["shape"] = tuple(xe.shape)
-        it.set_tensor(inp["index"], xe)
-        it.invoke()
-        return from_engine_output(engine, it.get_tensor(out_index).copy())
-
-    run_tfl.interpreter = it  # type: ignore[attr-defined]
-    return run_tfl
+    kind = "ort" if engine.startswith("ort") else "litert"
+    return load_harness_engine(kind, str(path), num_threads, xnnpack=xnnpack).run
 
 
 def xnnpack_delegation(path, num_threads: int = 1) -> dict:

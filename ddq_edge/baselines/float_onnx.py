@@ -18,6 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 from ddq_edge.files import atomic_write_bytes
 
 from .float_graph import FloatGraph
+from ..names import fresh_name
 
 __all__ = ["OPSET", "activation_ranges", "build_float_onnx", "write_float_onnx"]
 
@@ -35,11 +36,7 @@ class _Writer:
         self.scalars: dict[float, str] = {}
 
     def fresh(self, base: str) -> str:
-        name, i = base, 1
-        while name in self.names:
-            name, i = f"{base}_{i}", i + 1
-        self.names.add(name)
-        return name
+        return fresh_name(self.names, base)
 
     def init(self, base: str, array: np.ndarray) -> str:
         name = self.fresh(base)

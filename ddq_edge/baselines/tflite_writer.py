@@ -54,6 +54,7 @@ import numpy as np
 from ddq_edge.files import atomic_write_bytes
 
 from .float_graph import FloatGraph, FloatOp
+from ..names import fresh_name
 
 __all__ = ["build_tflite", "load_schema", "write_tflite"]
 
@@ -151,11 +152,7 @@ class _Writer:
         return b
 
     def fresh(self, base: str) -> str:
-        name, i = base, 1
-        while name in self.names:
-            name, i = f"{base}_{i}", i + 1
-        self.names.add(name)
-        return name
+        return fresh_name(self.names, base)
 
     def tensor(self, name: str, shape, ttype: int, data: np.ndarray | None = None,
                quant: tuple | None = None, signature=None) -> int:

@@ -49,37 +49,47 @@ class OrtEngine:
         self.input = self.session.get_inputs()[0].name
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input: x})[0]
+        return self.session.run(None, {self.input: np.ascontiguousarray(x, np.float32)})[0]
 
 
-def _tflite_interpreter():
+def _tflite_module():
     try:
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert import interpreter
     except ImportError:
-        from tflite_runtime.interpreter import Interpreter
-    return Interpreter
+        from tflite_runtime import interpreter
+    return interpreter
 
 
 class LiteRtEngine:
-    def __init__(self, path: str, threads: int) -> None:
-        self.interpreter = _tflite_interpreter()(model_path=path, num_threads=threads)
+    """A ``.tflite`` model in LiteRT's interpreter (XNNPACK delegate unless ``xnnpack=False``).
+
+    The ddq-edge baselines are NHWC inside: 4-D inputs are transposed from NCHW and 4-D outputs
+    back, so every engine takes and gives the bundle's layout. Any batch size (the input is
+    resized when the batch changes)."""
+
+    def __init__(self, path: str, threads: int, xnnpack: bool = True) -> None:
+        tfl = _tflite_module()
+        options = {} if xnnpack else {
+            "experimental_op_resolver_type": tfl.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+        self.interpreter = tfl.Interpreter(model_path=path, num_threads=threads, **options)
         self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
-        self.batch = int(self.input["shape"][0])
-
-    def _one(self, x: np.ndarray) -> np.ndarray:
-        shape = tuple(int(d) for d in self.input["shape"])
-        if x.shape != shape and x.ndim == 4 and x.transpose(0, 2, 3, 1).shape == shape:
-            x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))  # NCHW → NHWC
-        self.interpreter.set_tensor(self.input["index"], x)
-        self.interpreter.invoke()
-        return self.interpreter.get_tensor(self.output["index"]).copy()
+        self.shape = tuple(int(d) for d in self.input["shape"])
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        if x.shape[0] == self.batch:
-            return self._one(x)
-        return np.concatenate([self._one(x[i:i + 1]) for i in range(x.shape[0])])
+        x = np.asarray(x, np.float32)
+        if x.ndim == 4:
+            x = x.transpose(0, 2, 3, 1)  # NCHW → NHWC
+        x = np.ascontiguousarray(x)
+        if x.shape != self.shape:
+            self.interpreter.resize_tensor_input(self.input["index"], list(x.shape))
+            self.interpreter.allocate_tensors()
+            self.shape = x.shape
+        self.interpreter.set_tensor(self.input["index"], x)
+        self.interpreter.invoke()
+        y = self.interpreter.get_tensor(self.output["index"])
+        return np.ascontiguousarray(y.transpose(0, 3, 1, 2)) if y.ndim == 4 else y.copy()
 
 
 def _ddq_extension():
@@ -114,11 +124,12 @@ class DdqEngine:
         return out
 
 
-def load_engine(kind: str, path: str, threads: int = 1):
+def load_engine(kind: str, path: str, threads: int = 1, xnnpack: bool = True):
+    """An engine object with ``run(x_nchw) -> output`` in the bundle's layout."""
     if kind == "ort":
         return OrtEngine(path, threads)
     if kind == "litert":
-        return LiteRtEngine(path, threads)
+        return LiteRtEngine(path, threads, xnnpack)
     if kind == "ddq":
         return DdqEngine(path, threads)
     raise ValueError(f"unknown engine {kind!r}; known: {', '.join(ENGINE_KINDS)}")

@@ -17,6 +17,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..baselines import ENGINE_FILES as BASELINE_FILES
+from ..baselines import build_baselines
 from ..bundle import read_bundle
 from ..inspect import macs
 from ..ir import Graph
@@ -30,8 +32,6 @@ ENGINE_LABELS = {
     "ort-float": "ONNX Runtime float32",
     "ort-int8": "ONNX Runtime int8 (QDQ)",
 }
-BASELINE_FILES = {"litert-float": "model-float.tflite", "litert-int8": "model-int8.tflite",
-                  "ort-float": "model-float.onnx", "ort-int8": "model-int8.onnx"}
 ENGINE_KINDS = {"ddq-edge": "ddq", "litert-float": "litert", "litert-int8": "litert",
                 "ort-float": "ort", "ort-int8": "ort"}
 
@@ -76,7 +76,6 @@ def prepare_baselines(bundle: Path, graph: Graph, keys: list[str], directory: Pa
                            f"not {bundle} (sha256 {digest[:12]}…); use another --baselines-dir or delete it")
     missing = [k for k in keys if not (directory / BASELINE_FILES[k]).exists()]
     if missing:
-        from ..baselines import build_baselines
 
         progress(f"building baselines {', '.join(missing)} from {bundle.name}")
         directory.mkdir(parents=True, exist_ok=True)
