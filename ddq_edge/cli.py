@@ -354,6 +354,7 @@ def profile(bundle, device, emulate, baselines, baselines_dir, threads, rounds, 
       ddq-edge profile model.ddqb --device rpi4 --emulate --report profile-rpi4
     """
     from .devices import DeviceProfileError
+    from .emulation import EmulatorUnavailable
     from .profiling.profile import ProfileError, ProfileRequest, format_table
     from .profiling.profile import profile as run_profile
 
@@ -364,9 +365,7 @@ def profile(bundle, device, emulate, baselines, baselines_dir, threads, rounds, 
     progress = (lambda m: click.echo(m, err=True)) if as_json else (lambda m: click.echo(f"... {m}"))
     try:
         result = run_profile(request, progress)
-    except (ProfileError, DeviceProfileError) as error:
-        _fail(str(error))
-    except _emulator_unavailable() as error:
+    except (ProfileError, DeviceProfileError, EmulatorUnavailable) as error:
         _fail(str(error))
     if report_dir:
         from .profiling.report import write_report
@@ -394,6 +393,7 @@ def demo(ctx, folder, emulate, devices, quick):
     available, on emulated Raspberry Pi 4 and 5 cores. Writes summary.md, demo.json and PNGs.
     """
     from .demo import run_demo
+    from .emulation import EmulatorUnavailable
 
     def train_step(checkpoint: Path) -> dict:
         epochs = {"float_epochs": 1, "search_epochs": 1, "finetune_epochs": 1} if quick else {}
@@ -405,18 +405,10 @@ def demo(ctx, folder, emulate, devices, quick):
     try:
         result = run_demo(Path(folder), train_step, emulate=mode, devices=device_ids,
                           progress=lambda m: click.echo(m))
-    except _emulator_unavailable() as error:
-        _fail(str(error))
-    except RuntimeError as error:
+    except EmulatorUnavailable as error:
         _fail(str(error))
     total = sum(result.steps.values())
     click.echo(f"demo done in {total / 60:.1f} min: {result.folder / 'summary.md'}")
-
-
-def _emulator_unavailable() -> type[Exception]:
-    from .emulation import EmulatorUnavailable
-
-    return EmulatorUnavailable
 
 
 if __name__ == "__main__":

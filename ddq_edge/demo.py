@@ -98,12 +98,19 @@ def _table(result_profile: dict[str, Any]) -> str:
 def run_demo(folder: Path, train: Callable[[Path], dict[str, Any]], *, emulate: str = "auto",
              devices: tuple[str, ...] = EMULATED_DEVICES, rounds: int = 50,
              progress: Callable[[str], None] = print) -> DemoResult:
-    """Run every step; `train(checkpoint_path)` trains and returns the training summary."""
+    """Run every step; `train(checkpoint_path)` trains and returns the training summary.
+
+    `emulate`: "auto" (when QEMU and the cross compiler are there), "always" (raise
+    EmulatorUnavailable before training if they are not) or "never"."""
     from .conversion import convert
     from .inspect import summarize
     from .profiling.profile import ProfileRequest, profile
     from .profiling.report import write_report
 
+    if emulate == "always":  # say so before training, not after it
+        from .emulation import check_tools
+
+        check_tools()
     folder.mkdir(parents=True, exist_ok=True)
     result = DemoResult(folder)
 
@@ -135,8 +142,6 @@ def run_demo(folder: Path, train: Callable[[Path], dict[str, Any]], *, emulate: 
         ProfileRequest(bundle, rounds=rounds, baselines_dir=folder / "baselines"), progress))
     images["native"] = write_report(profiles["native"], folder, "profile-native")
     available, why = emulation_available() if emulate != "never" else (False, "--no-emulate")
-    if emulate == "always" and not available:
-        raise RuntimeError(why)
     if available:
         from .emulation import setup as setup_lab
 

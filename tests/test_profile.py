@@ -109,6 +109,10 @@ def test_profile_errors_are_clear(baselines_dir, tmp_path, monkeypatch):
     result = invoke("profile", DEMO_BUNDLE, "--device", "rpi4", "--emulate", "--no-native",
                     "--baselines", "", "--rounds", 3)
     assert result.exit_code == 2 and "qemu" in result.stderr and "apt-get install" in result.stderr
+    # the demo asked to emulate says so before it trains, and writes nothing
+    result = invoke("demo", "--emulate", "-o", tmp_path / "demo")
+    assert result.exit_code == 2 and "apt-get install" in result.stderr
+    assert not (tmp_path / "demo").exists()
 
 
 def test_baseline_groups():
