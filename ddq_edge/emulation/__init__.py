@@ -6,8 +6,8 @@ instructions per thread and per instruction class.
     run = emulation.run_counted("a72", ["python", "bench.py"], site="ort")
     run.between(1, 2)                      # {"branch": ..., "simd_mul": ..., ...}
 
-A guest marks points with ``lseek(-1, (0xDD0E << 32) | k, 0)`` (see ``GUEST_MARK_PY`` and
-``GUEST_MARK_C``). Counts are deterministic for a given lab (same run, same counts); they are
+A guest marks points with ``lseek(-1, (0xDD0E << 32) | k, 0)`` (as
+``ddq_edge/profiling/harness.py`` and ``ddq-run --count`` do). Counts are deterministic for a given lab (same run, same counts); they are
 instruction counts, not device latency, and emulated wall time is not device time either.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .counts import (CLASSES, GUEST_MARK_C, GUEST_MARK_PY, MARK_MAGIC, MARK_SYSCALL, CountedRun,
+from .counts import (CLASSES, MARK_MAGIC, MARK_SYSCALL, CountedRun,
                      Mark, PlainRun, mark_offset, parse_counts, subtract, total)
 from .lab import (CORE_MODELS, CORES, DEFAULT_TIMEOUT, LAB_VERSION, SITES, CoreModel,
                   EmulationError, EmulatorUnavailable, Lab, LabStatus, SiteSpec, check_tools,
@@ -24,7 +24,7 @@ from .lab import (CORE_MODELS, CORES, DEFAULT_TIMEOUT, LAB_VERSION, SITES, CoreM
 
 __all__ = [
     "CLASSES", "CORES", "CORE_MODELS", "CoreModel", "CountedRun", "DEFAULT_TIMEOUT",
-    "EmulationError", "EmulatorUnavailable", "GUEST_MARK_C", "GUEST_MARK_PY", "LAB_VERSION", "Lab",
+    "EmulationError", "EmulatorUnavailable", "LAB_VERSION", "Lab",
     "LabStatus", "MARK_MAGIC", "MARK_SYSCALL", "Mark", "PlainRun", "SITES", "SiteSpec",
     "check_tools", "cli_setup", "cli_status", "ddq_run_path", "default_cache_base", "default_lab",
     "mark_offset", "missing_tools", "parse_counts", "plugin_path", "run_counted", "run_plain",

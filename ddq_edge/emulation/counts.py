@@ -16,24 +16,8 @@ CLASSES: tuple[str, ...] = (
 MARK_SYSCALL = 62  # lseek on aarch64
 MARK_MAGIC = 0xDD0E
 
-#: Python source that defines ``ddq_mark(k)`` in a guest script (the guest's Python needs no
-#: ddq_edge): ``exec(GUEST_MARK_PY)`` or paste it. os.lseek(-1, ...) reaches the kernel (and
-#: so QEMU) unchanged: CPython does not validate the descriptor first; the answer is EBADF.
-GUEST_MARK_PY = '''\
-import os as _ddq_os
-def ddq_mark(k):
-    try:
-        _ddq_os.lseek(-1, (0xDD0E << 32) | (k & 0xFFFFFFFF), 0)
-    except OSError:
-        pass
-'''
-
-#: The same for C guests (needs <unistd.h> and <sys/syscall.h>). Pass -1 as a long: through
-#: syscall()'s varargs an int would leave the upper half of x0 unspecified.
-GUEST_MARK_C = (
-    "static inline void ddq_mark(unsigned k) "
-    "{ syscall(SYS_lseek, (long)-1, (long)((0xDD0EUL << 32) | k), 0L); }"
-)
+#: The guests that set marks: ddq_edge/profiling/harness.py (count_marker) for Python engines
+#: and runtime/tools/ddq_run.c (count_marker, --count) for the runtime.
 
 
 def mark_offset(k: int) -> int:

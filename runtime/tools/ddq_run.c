@@ -37,7 +37,8 @@
 
 static void count_marker(unsigned id) {
 #if defined(__linux__)
-    syscall(SYS_lseek, -1, (long long)(COUNT_MARKER_TAG << 32 | id), SEEK_SET);
+    /* long arguments: through syscall()'s varargs an int would leave x0's upper half unspecified */
+    syscall(SYS_lseek, (long)-1, (long)(COUNT_MARKER_TAG << 32 | id), (long)SEEK_SET);
 #else
     (void)id;
 #endif
