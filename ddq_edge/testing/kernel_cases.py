@@ -156,7 +156,7 @@ def kernel_cases(seed: int = 0) -> list[KernelCase]:
     add(_conv_case(rng, "1x1 tails", c=13, h=5, w=7, o=21))
     add(_conv_case(rng, "1x1 one pixel", c=9, h=1, w=1, o=17))
     add(_conv_case(rng, "1x1 four pixels", c=80, h=2, w=2, o=33))
-    add(_conv_case(rng, "1x1 many panels", c=300, h=11, w=11, o=13))  # 24-pixel panels, last 1 pixel
+    add(_conv_case(rng, "1x1 many panels", c=300, h=11, w=11, o=13))  # panels of 80 and 41 pixels
     add(_conv_case(rng, "1x1 wide", c=16, h=19, w=23, o=40, in_bits=4, w_bits=4))
     add(_conv_case(rng, "1x1 stride 2 padded", c=24, h=9, w=10, o=11, stride=(2, 2), padding=(1, 0, 2, 1)))
     add(_conv_case(rng, "1x1 stride 2x1", c=8, h=7, w=9, o=8, stride=(2, 1), padding=(0, 2, 0, 0)))
@@ -244,7 +244,35 @@ def kernel_cases(seed: int = 0) -> list[KernelCase]:
         kw.pop("w_bits")
         add(_fc_case(rng, f"fc m{m:g}", features=20, o=9, **kw))
     cases += _neon_elementwise_and_dw_cases(np.random.default_rng(seed + 1))
+    cases.append(_quantize_case(np.random.default_rng(seed + 4), "quantize specials, scale 0.1 zp 37", 0.1, 37))
+    cases.append(_quantize_case(np.random.default_rng(seed + 5), "quantize specials, 4-bit, scale 3 zp 0", 3.0, 0, 4))
     return cases
+
+
+def _quantize_case(rng, name: str, scale: float, zp: int, bits: int = 8) -> KernelCase:
+    """quantize → dequantize on 3·7·5 = 16·6 + 9 values (a vector tail): NaN, ±inf, ±0, huge and
+    subnormal values, exact ties x / scale = k + 1/2 (rounded up by + 0.5 then floor), values one
+    ulp beside the ties, and both ends of the grid."""
+    grid = QuantParams(np.array([scale], np.float32), zp, bits, 0, (1 << bits) - 1)
+    shape = (1, 3, 7, 5)
+    g = Graph()
+    g.add_tensor(Tensor("x", shape, "float32"))
+    g.add_tensor(Tensor("q", shape, "uint8", grid))
+    g.add_tensor(Tensor("out", shape, "float32"))
+    g.add_op(Op("quantize", "quant", ["x"], ["q"]))
+    g.add_op(Op("dequantize", "deq", ["q"], ["out"]))
+    g.inputs, g.outputs = ["x"], ["out"]
+    g.metadata = {"generator": "ddq_edge.testing.kernel_cases", "case": name}
+    g.validate()
+    s = np.float32(scale)
+    ties = (np.arange(-6, 6, dtype=np.float32) + np.float32(0.5)) * s
+    specials = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 3e38, -3e38, 1e-45, -1e-45,
+                         -zp * s, (grid.qmax - zp) * s, (grid.qmax - zp + 1) * s], np.float32)
+    near = np.concatenate([np.nextafter(ties, np.float32(np.inf)), np.nextafter(ties, np.float32(-np.inf))])
+    x = rng.uniform(-40.0, 40.0, size=int(np.prod(shape))).astype(np.float32) * s
+    values = np.concatenate([specials, ties, near])
+    x[:values.size] = values
+    return KernelCase(name, g, x.reshape(shape))
 
 
 def _add_case(rng, name, *, shape, zp_a, zp_b, s_b, s_out, zp_out, act=None, batch=2) -> KernelCase:

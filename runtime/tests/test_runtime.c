@@ -314,6 +314,60 @@ static void test_neon_requantization(void) {
     CHECK(bad == 0, "%ld of %ld NEON requantizations differ", bad, checked);
 }
 
+/* The fast form (SQDMULH/SRSHL, gemm_plan.h) against the scalar requantization on the domain the
+ * plan admits it for, |acc| · 2^l < 2^31: every shift, the multipliers' extremes, accumulators at
+ * the domain's ends, ties and random ones; and ddq_requant_plan_init's verdict at the edge of that
+ * domain (a bound one past it turns the fast form off). */
+static void test_neon_fast_requantization(void) {
+    static const struct { int32_t zp, lo, hi; } grids[] = {{0, 0, 255}, {255, 0, 255}, {128, 3, 200}, {40, 0, 15}};
+    long checked = 0, bad = 0;
+    for (int32_t shift = -31; shift <= 30; shift++) {
+        const int t = 31 - shift, l = shift >= 0 ? shift + 1 : 0;
+        const int64_t limit = (((int64_t)1 << 31) - 1) >> l; /* the largest |acc| admitted */
+        for (int mi = 0; mi < 6; mi++) {
+            const int32_t m0 = mi == 0   ? 1 << 30
+                               : mi == 1 ? INT32_MAX
+                               : mi == 2 ? (1 << 30) + 1
+                                         : (int32_t)((1u << 30) | (uint32_t)(next_random() & 0x3FFFFFFF));
+            const ddq_multiplier m = {m0, shift};
+            ddq_requant_plan rq;
+            int64_t bound = limit;
+            CHECK(ddq_requant_plan_init(&rq, &m, &bound, 1) && rq.fast, "fast at |acc| ≤ %lld, shift %d",
+                  (long long)limit, shift);
+            for (int round = 0; round < 48; round++) {
+                int32_t acc[8];
+                for (int k = 0; k < 8; k++) {
+                    int64_t a = round < 2 ? (k % 2 ? limit : -limit) + (k / 2) * (k % 2 ? -1 : 1)
+                                          : test_accumulator((round + k) % 6, m0, t);
+                    if (a > limit || a < -limit) a = a % (limit + 1); /* inside the domain */
+                    acc[k] = (int32_t)a;
+                }
+                for (size_t gi = 0; gi < sizeof grids / sizeof grids[0]; gi++) {
+                    const ddq_requant_fast r = ddq_requant_fast_same(&rq, 0, grids[gi].zp, grids[gi].lo, grids[gi].hi);
+                    uint8_t got[8];
+                    vst1_u8(got, ddq_requantize_fast_neon(vld1q_s32(acc), vld1q_s32(acc + 4), &r));
+                    for (int k = 0; k < 8; k++) {
+                        const int32_t want = ddq_clamp_code(ddq_mbqm(acc[k], m), grids[gi].zp, grids[gi].lo,
+                                                            grids[gi].hi);
+                        checked++;
+                        if (got[k] != want && bad++ < 5)
+                            CHECK(0, "fast requant acc %d m0 %d shift %d zp %d: neon %d, scalar %d", acc[k], m0, shift,
+                                  grids[gi].zp, got[k], want);
+                    }
+                }
+            }
+            ddq_requant_plan_free(&rq);
+            if (l > 0) {
+                bound = limit + 1;
+                CHECK(ddq_requant_plan_init(&rq, &m, &bound, 1) && !rq.fast, "not fast past the domain, shift %d",
+                      shift);
+                ddq_requant_plan_free(&rq);
+            }
+        }
+    }
+    CHECK(bad == 0, "%ld of %ld fast NEON requantizations differ", bad, checked);
+}
+
 /* The NEON add and requantize (add__neon.c, which folds add's 2^20 pre-scale into the rounding
  * shift) against the reference kernels: every pair of codes (every code for requantize), zero
  * points at both ends of the grid and inside, clamped and full activation ranges, multipliers
@@ -567,6 +621,7 @@ int main(int argc, char **argv) {
     test_pinned_bundle();
 #if defined(__aarch64__)
     test_neon_requantization();
+    test_neon_fast_requantization();
     test_neon_elementwise();
 #endif
     test_run_and_threads();

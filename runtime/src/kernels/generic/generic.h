@@ -10,6 +10,7 @@
 #ifndef DDQ_KERNELS_GENERIC_H
 #define DDQ_KERNELS_GENERIC_H
 
+#include "../gemm_plan.h"
 #include "../reference/reference.h"
 
 /* How the fast sets compute a conv2d. */
@@ -21,8 +22,9 @@ enum ddq_conv_path {
 
 /* The GEMM's output-channel block: weights are packed [⌈O/8⌉][K][8] (K = C·KH·KW). */
 #define DDQ_GEMM_BLOCK 8
-/* Target size of the int16 input panel, so that it stays in a 32 KiB L1 beside a weight block. */
-#define DDQ_GEMM_PANEL_BYTES 16384
+/* Largest int16 input panel: big enough that most layers take their whole map in one panel (few
+ * partial tiles); rows are read in order once per block of channels. */
+#define DDQ_GEMM_PANEL_BYTES 49152
 
 /* What prepare() returns for a conv2d the fast sets compute themselves. */
 typedef struct ddq_packed_conv {
@@ -34,10 +36,11 @@ typedef struct ddq_packed_conv {
      * (neon's acc16 path; ddq_acc16_kblk), or 0: the int32 path. NULL for DW3X3. */
     int64_t *kblk;
     int64_t acc16_blocks; /* GEMM: how many blocks have kblk > 0 */
-    /* per output channel, [round_up(O, 8) + 8], zero past O: the multipliers' m0 and −t =
-     * shift − 31 (−31 past O), and the biases */
-    int32_t *m0, *bias;
-    int64_t *neg_t;
+    /* per output channel, [round_up(O, 8) + 8], zero past O: the biases */
+    int32_t *bias;
+    /* the requantization constants per output channel (int64 form, and the fast form where the
+     * accumulator bounds allow it: gemm_plan.h) */
+    ddq_requant_plan rq;
 } ddq_packed_conv;
 
 int ddq_conv_path(const ddq_op *op, const ddq_tensor *x, const ddq_tensor *w);

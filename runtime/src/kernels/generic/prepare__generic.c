@@ -29,21 +29,25 @@ ddq_dw_geometry ddq_dw_geometry_of(const ddq_op *op, const ddq_tensor *y) {
     return (ddq_dw_geometry){(y->shape[2] - 1) * op->stride[0] + 3, (y->shape[3] - 1) * op->stride[1] + 3};
 }
 
-/* Per-channel m0, −t and bias, zero (−31 for −t) from channel O on: vector loads of 8 channels
- * from any channel below O stay inside the arrays. */
-static int pack_channels(ddq_packed_conv *p, const ddq_op *op, const ddq_tensor *bt, int64_t O) {
+/* Per-channel biases and requantization constants, zero (−31 for −t) from channel O on: vector
+ * loads of 8 channels from any channel below O stay inside the arrays. */
+static int pack_channels(ddq_packed_conv *p, const ddq_op *op, const ddq_tensor *xt, const ddq_tensor *wt,
+                         const ddq_tensor *bt, int64_t O) {
     const int64_t n = (O + 7) / 8 * 8 + 8;
-    p->m0 = calloc((size_t)n, sizeof *p->m0);
     p->bias = calloc((size_t)n, sizeof *p->bias);
-    p->neg_t = calloc((size_t)n, sizeof *p->neg_t);
-    if (!p->m0 || !p->bias || !p->neg_t) return 0;
-    const int32_t *bias = bt->data;
-    for (int64_t o = 0; o < n; o++) {
-        p->m0[o] = o < O ? op->channel_multipliers[o].m0 : 0;
-        p->bias[o] = o < O ? bias[o] : 0;
-        p->neg_t[o] = o < O ? (int64_t)op->channel_multipliers[o].shift - 31 : -31;
+    int64_t *bound = malloc((size_t)O * sizeof *bound);
+    if (!p->bias || !bound) {
+        free(bound);
+        return 0;
     }
-    return 1;
+    const int32_t *bias = bt->data;
+    for (int64_t o = 0; o < O; o++) {
+        p->bias[o] = bias[o];
+        bound[o] = ddq_accumulator_bound(xt, wt, bt, o);
+    }
+    const int ok = ddq_requant_plan_init(&p->rq, op->channel_multipliers, bound, O);
+    free(bound);
+    return ok;
 }
 
 int64_t ddq_acc16_kblk(const int8_t *w, int64_t n, int64_t K, int64_t span) {
@@ -100,7 +104,7 @@ static ddq_packed_conv *pack_gemm(const ddq_op *op, const ddq_tensor *xt, const 
     const size_t bytes = round_up_64((size_t)(blocks * K * DDQ_GEMM_BLOCK) * sizeof(int16_t));
     p->path = DDQ_CONV_GEMM;
     p->w = aligned_alloc(64, bytes);
-    if (!p->w || !pack_channels(p, op, bt, O) || !plan_acc16(p, xt, wt, O, K)) {
+    if (!p->w || !pack_channels(p, op, xt, wt, bt, O) || !plan_acc16(p, xt, wt, O, K)) {
         ddq_release__generic(p);
         return NULL;
     }
@@ -114,13 +118,14 @@ static ddq_packed_conv *pack_gemm(const ddq_op *op, const ddq_tensor *xt, const 
     return p;
 }
 
-static ddq_packed_conv *pack_dw(const ddq_op *op, const ddq_tensor *wt, const ddq_tensor *bt) {
+static ddq_packed_conv *pack_dw(const ddq_op *op, const ddq_tensor *xt, const ddq_tensor *wt,
+                                const ddq_tensor *bt) {
     ddq_packed_conv *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     const int64_t C = wt->shape[0], Cp = C + 8;
     p->path = DDQ_CONV_DW3X3;
     p->w = calloc((size_t)(9 * Cp), sizeof *p->w);
-    if (!p->w || !pack_channels(p, op, bt, C)) {
+    if (!p->w || !pack_channels(p, op, xt, wt, bt, C)) {
         ddq_release__generic(p);
         return NULL;
     }
@@ -137,7 +142,7 @@ void *ddq_prepare__generic(const ddq_model *model, const ddq_op *op) {
     case DDQ_CONV_GEMM:
         return pack_gemm(op, xt, wt, &model->tensors[op->inputs[2]], &model->tensors[op->output]);
     case DDQ_CONV_DW3X3:
-        return pack_dw(op, wt, &model->tensors[op->inputs[2]]);
+        return pack_dw(op, xt, wt, &model->tensors[op->inputs[2]]);
     default:
         return NULL; /* a NULL also stands for "no memory": the kernel then runs the reference code */
     }
@@ -147,9 +152,8 @@ void ddq_release__generic(void *prepared) {
     ddq_packed_conv *p = prepared;
     free(p->w);
     free(p->kblk);
-    free(p->m0);
     free(p->bias);
-    free(p->neg_t);
+    ddq_requant_plan_free(&p->rq);
     free(p);
 }
 

@@ -24,25 +24,23 @@ typedef struct acc16_out {
 /* What the stores of a tile need, copied into locals at its start: the output stores (uint8)
  * may alias anything reached through a pointer, so the compiler would reload it per channel. */
 typedef struct tile_consts {
-    const int32_t *m0, *bias;
-    const int64_t *neg_t;
-    int16x8_t zp;
-    uint8x8_t lo, hi;
+    const ddq_requant_plan *rq;
+    const int32_t *bias;
+    int32_t zp, lo, hi;
 } tile_consts;
 
-#define TILE_CONSTS(q) \
-    const tile_consts k_ = {(q)->pc->m0, (q)->pc->bias, (q)->pc->neg_t, vdupq_n_s16((int16_t)(q)->zp), \
-                            vdup_n_u8((uint8_t)(q)->lo), vdup_n_u8((uint8_t)(q)->hi)}
+#define TILE_CONSTS(q) const tile_consts k_ = {&(q)->pc->rq, (q)->pc->bias, (q)->zp, (q)->lo, (q)->hi}
 
-/* channel o's multiplier in every lane */
-static inline ddq_requant_neon requant_same(const tile_consts *k, int64_t o) {
-    ddq_requant_neon r;
-    r.m0[0] = r.m0[1] = vdupq_n_s32(k->m0[o]);
-    r.neg_t[0] = r.neg_t[1] = r.neg_t[2] = r.neg_t[3] = vdupq_n_s64(k->neg_t[o]);
-    r.zp = k->zp;
-    r.lo = k->lo;
-    r.hi = k->hi;
-    return r;
+/* Requantizes channel o's sums n[0…2v−1] (v = 1 or 2 vectors of 8) into out[0…v−1], in the fast
+ * form where the plan allows it. */
+static inline void requant_same(const tile_consts *k, int64_t o, const int32x4_t *s, uint8x8_t *out, int v) {
+    if (k->rq->fast) {
+        const ddq_requant_fast r = ddq_requant_fast_same(k->rq, o, k->zp, k->lo, k->hi);
+        for (int i = 0; i < v; i++) out[i] = ddq_requantize_fast_neon(s[2 * i], s[2 * i + 1], &r);
+    } else {
+        const ddq_requant_neon r = ddq_requant_neon_same(k->rq->m0[o], k->rq->neg_t[o], k->zp, k->lo, k->hi);
+        for (int i = 0; i < v; i++) out[i] = ddq_requantize_neon(s[2 * i], s[2 * i + 1], &r);
+    }
 }
 
 #define Z16 vdupq_n_s16(0)
@@ -96,15 +94,18 @@ static inline ddq_requant_neon requant_same(const tile_consts *k, int64_t o) {
 
 /* Requantizes channel o's 16 int32 sums and stores `count` (9…16) of them. */
 static inline void store16(const tile_consts *k, int64_t o, const int32x4_t s[4], uint8_t *y, int64_t count) {
-    const ddq_requant_neon r = requant_same(k, o);
-    vst1_u8(y, ddq_requantize_neon(s[0], s[1], &r));
-    ddq_store_u8x8_partial(y + 8, ddq_requantize_neon(s[2], s[3], &r), count - 8);
+    uint8x8_t v[2];
+    requant_same(k, o, s, v, 2);
+    vst1_u8(y, v[0]);
+    ddq_store_u8x8_partial(y + 8, v[1], count - 8);
 }
 
 /* Channel o's 8 int32 sums, `count` (1…8) of them stored. */
 static inline void store8(const tile_consts *k, int64_t o, int32x4_t lo, int32x4_t hi, uint8_t *y, int64_t count) {
-    const ddq_requant_neon r = requant_same(k, o);
-    ddq_store_u8x8_partial(y, ddq_requantize_neon(lo, hi, &r), count);
+    const int32x4_t s[2] = {lo, hi};
+    uint8x8_t v;
+    requant_same(k, o, s, &v, 1);
+    ddq_store_u8x8_partial(y, v, count);
 }
 
 /* 8 channels (o0 … o0 + 7, of which ob … oe − 1 are stored) × 16 pixels (9 ≤ count ≤ 16 of them
@@ -244,18 +245,20 @@ static inline void store_4t(const tile_consts *k, int32x4_t s0l, int32x4_t s0h, 
                             int32x4_t s2l, int32x4_t s2h, int32x4_t s3l, int32x4_t s3h, int64_t o0, int64_t ob,
                             int64_t oe, uint8_t *y, int64_t P, int64_t count) {
     /* each lane its channel's multiplier; v.val[p] holds pixel p of the 8 channels */
-    ddq_requant_neon r;
-    r.m0[0] = vld1q_s32(k->m0 + o0);
-    r.m0[1] = vld1q_s32(k->m0 + o0 + 4);
-    for (int i = 0; i < 4; i++) r.neg_t[i] = vld1q_s64(k->neg_t + o0 + 2 * i);
-    r.zp = k->zp;
-    r.lo = k->lo;
-    r.hi = k->hi;
     uint8x8x4_t v;
-    v.val[0] = ddq_requantize_neon(s0l, s0h, &r);
-    v.val[1] = ddq_requantize_neon(s1l, s1h, &r);
-    v.val[2] = ddq_requantize_neon(s2l, s2h, &r);
-    v.val[3] = ddq_requantize_neon(s3l, s3h, &r);
+    if (k->rq->fast) {
+        const ddq_requant_fast r = ddq_requant_fast_lanes(k->rq, o0, k->zp, k->lo, k->hi);
+        v.val[0] = ddq_requantize_fast_neon(s0l, s0h, &r);
+        v.val[1] = ddq_requantize_fast_neon(s1l, s1h, &r);
+        v.val[2] = ddq_requantize_fast_neon(s2l, s2h, &r);
+        v.val[3] = ddq_requantize_fast_neon(s3l, s3h, &r);
+    } else {
+        const ddq_requant_neon r = ddq_requant_neon_lanes(k->rq->m0 + o0, k->rq->neg_t + o0, k->zp, k->lo, k->hi);
+        v.val[0] = ddq_requantize_neon(s0l, s0h, &r);
+        v.val[1] = ddq_requantize_neon(s1l, s1h, &r);
+        v.val[2] = ddq_requantize_neon(s2l, s2h, &r);
+        v.val[3] = ddq_requantize_neon(s3l, s3h, &r);
+    }
     if (count == 4) {
         if (P == 4 && ob == o0 && oe == o0 + 8) { /* the 8 channels' 4 pixels are 32 consecutive bytes */
             vst4_u8(y + o0 * 4, v);
@@ -342,6 +345,76 @@ static void tile_16x4t(const acc16_out *q, const int16_t *xp, int64_t nps, const
     }
 }
 
+/* Channel o's 16 int16 sums (c0: pixels 0–7, c1: 8–15) + its bias b, requantized in the fast
+ * form (multiplier m0, −r and l in every lane) and clamped, as 16 bytes. */
+#define DDQ_ALWAYS_INLINE static inline __attribute__((always_inline))
+DDQ_ALWAYS_INLINE uint8x16_t requant16_fast(int16x8_t c0, int16x8_t c1, int32x4_t b, int32x4_t m0, int32x4_t nr,
+                                            int32x4_t l, int16x8_t zp, uint8x16_t lo, uint8x16_t hi,
+                                            const int shift) {
+    const int16x8_t h0 = ddq_mbqm_fast_s16(vaddw_s16(b, vget_low_s16(c0)), vaddw_high_s16(b, c0), m0, nr, l, zp, shift);
+    const int16x8_t h1 = ddq_mbqm_fast_s16(vaddw_s16(b, vget_low_s16(c1)), vaddw_high_s16(b, c1), m0, nr, l, zp, shift);
+    return vminq_u8(vmaxq_u8(vqmovun_high_s16(vqmovun_s16(h0), h1), lo), hi);
+}
+
+/* The common tile, straight-line: all 8 channels stored, 16 pixels, one k-block, the fast
+ * requantization (the plan proved it exact). The first row multiplies (no zeroing), the
+ * epilogue loads each channel's constants with LD1R and stores 16 bytes per channel. */
+DDQ_ALWAYS_INLINE void tile_8x16_full(const ddq_packed_conv *pc, const int16_t *xp, int64_t nps,
+                                      const int16_t *wp, int64_t K, int64_t o0, uint8_t *y, int64_t P, int16x8_t zp,
+                                      uint8x16_t lo, uint8x16_t hi, const int shift) {
+    int16x8_t c[8][2];
+    {
+        const int16x8_t x0 = vld1q_s16(xp), x1 = vld1q_s16(xp + 8), wv = vld1q_s16(wp);
+        c[0][0] = vmulq_laneq_s16(x0, wv, 0), c[0][1] = vmulq_laneq_s16(x1, wv, 0);
+        c[1][0] = vmulq_laneq_s16(x0, wv, 1), c[1][1] = vmulq_laneq_s16(x1, wv, 1);
+        c[2][0] = vmulq_laneq_s16(x0, wv, 2), c[2][1] = vmulq_laneq_s16(x1, wv, 2);
+        c[3][0] = vmulq_laneq_s16(x0, wv, 3), c[3][1] = vmulq_laneq_s16(x1, wv, 3);
+        c[4][0] = vmulq_laneq_s16(x0, wv, 4), c[4][1] = vmulq_laneq_s16(x1, wv, 4);
+        c[5][0] = vmulq_laneq_s16(x0, wv, 5), c[5][1] = vmulq_laneq_s16(x1, wv, 5);
+        c[6][0] = vmulq_laneq_s16(x0, wv, 6), c[6][1] = vmulq_laneq_s16(x1, wv, 6);
+        c[7][0] = vmulq_laneq_s16(x0, wv, 7), c[7][1] = vmulq_laneq_s16(x1, wv, 7);
+    }
+    const int16_t *xr = xp + nps, *wr = wp + DDQ_GEMM_BLOCK;
+#pragma GCC unroll 2
+    for (int64_t r = 1; r < K; r++, xr += nps, wr += DDQ_GEMM_BLOCK) {
+        const int16x8_t x0 = vld1q_s16(xr), x1 = vld1q_s16(xr + 8), wv = vld1q_s16(wr);
+        c[0][0] = vmlaq_laneq_s16(c[0][0], x0, wv, 0), c[0][1] = vmlaq_laneq_s16(c[0][1], x1, wv, 0);
+        c[1][0] = vmlaq_laneq_s16(c[1][0], x0, wv, 1), c[1][1] = vmlaq_laneq_s16(c[1][1], x1, wv, 1);
+        c[2][0] = vmlaq_laneq_s16(c[2][0], x0, wv, 2), c[2][1] = vmlaq_laneq_s16(c[2][1], x1, wv, 2);
+        c[3][0] = vmlaq_laneq_s16(c[3][0], x0, wv, 3), c[3][1] = vmlaq_laneq_s16(c[3][1], x1, wv, 3);
+        c[4][0] = vmlaq_laneq_s16(c[4][0], x0, wv, 4), c[4][1] = vmlaq_laneq_s16(c[4][1], x1, wv, 4);
+        c[5][0] = vmlaq_laneq_s16(c[5][0], x0, wv, 5), c[5][1] = vmlaq_laneq_s16(c[5][1], x1, wv, 5);
+        c[6][0] = vmlaq_laneq_s16(c[6][0], x0, wv, 6), c[6][1] = vmlaq_laneq_s16(c[6][1], x1, wv, 6);
+        c[7][0] = vmlaq_laneq_s16(c[7][0], x0, wv, 7), c[7][1] = vmlaq_laneq_s16(c[7][1], x1, wv, 7);
+    }
+    /* loaded after the loop: the byte stores below may alias anything, so nothing read through
+     * pc is kept across them */
+    int32x4_t b[2], m0[2], nr[2], l[2];
+    for (int h = 0; h < 2; h++) {
+        b[h] = vld1q_s32(pc->bias + o0 + 4 * h);
+        m0[h] = vld1q_s32(pc->rq.m0 + o0 + 4 * h);
+        nr[h] = vld1q_s32(pc->rq.neg_rshift + o0 + 4 * h);
+        l[h] = shift ? vld1q_s32(pc->rq.lshift + o0 + 4 * h) : b[h];
+    }
+    uint8_t *yo = y + o0 * P;
+    /* the block's constants come in vectors of four channels; lane (i % 4) is DUP'd (a lane index
+     * must be a constant expression, hence the macro) */
+#define LANE(v, i) vdupq_laneq_s32((v)[(i) / 4], (i) % 4)
+#define STORE_FULL(i) \
+    vst1q_u8(yo + (i) * P, requant16_fast(c[i][0], c[i][1], LANE(b, i), LANE(m0, i), LANE(nr, i), LANE(l, i), zp, \
+                                          lo, hi, shift))
+    STORE_FULL(0);
+    STORE_FULL(1);
+    STORE_FULL(2);
+    STORE_FULL(3);
+    STORE_FULL(4);
+    STORE_FULL(5);
+    STORE_FULL(6);
+    STORE_FULL(7);
+#undef STORE_FULL
+#undef LANE
+}
+
 void ddq_conv_gemm_acc16_block__neon(const ddq_packed_conv *pc, int32_t zp, int32_t lo, int32_t hi,
                                      const int16_t *panel, int64_t nps, int64_t n, int64_t o0, int64_t ob,
                                      int64_t oe, uint8_t *y, int64_t P, int pair) {
@@ -353,6 +426,14 @@ void ddq_conv_gemm_acc16_block__neon(const ddq_packed_conv *pc, int32_t zp, int3
         return;
     }
     int64_t j = 0;
+    if (kb >= K && pc->rq.fast && ob == o0 && oe == o0 + DDQ_GEMM_BLOCK) {
+        const int16x8_t zpv = vdupq_n_s16((int16_t)zp);
+        const uint8x16_t lov = vdupq_n_u8((uint8_t)lo), hiv = vdupq_n_u8((uint8_t)hi);
+        if (pc->rq.lshift_any)
+            for (; n - j >= 16; j += 16) tile_8x16_full(pc, panel + j, nps, wb, K, o0, y + j, P, zpv, lov, hiv, 1);
+        else
+            for (; n - j >= 16; j += 16) tile_8x16_full(pc, panel + j, nps, wb, K, o0, y + j, P, zpv, lov, hiv, 0);
+    }
     for (; n - j > 12; j += 16) { /* 13–16 pixels: 8 × 16 */
         const int64_t count = n - j < 16 ? n - j : 16;
         tile_8x16(&q, panel + j, nps, wb, K, kb, o0, ob, oe, y + j, P, count);

@@ -14,8 +14,14 @@ typedef struct gemm_out {
 
 /* Requantizes channel o's 8 (or 4) pixels and stores `count` of them. */
 static inline void store_row(const gemm_out *q, int64_t o, int32x4_t lo, int32x4_t hi, uint8_t *y, int64_t count) {
-    const ddq_requant_neon r = ddq_requant_neon_same(q->pc->m0[o], q->pc->neg_t[o], q->zp, q->lo, q->hi);
-    ddq_store_u8x8_partial(y, ddq_requantize_neon(lo, hi, &r), count);
+    const ddq_requant_plan *rq = &q->pc->rq;
+    if (rq->fast) {
+        const ddq_requant_fast r = ddq_requant_fast_same(rq, o, q->zp, q->lo, q->hi);
+        ddq_store_u8x8_partial(y, ddq_requantize_fast_neon(lo, hi, &r), count);
+    } else {
+        const ddq_requant_neon r = ddq_requant_neon_same(rq->m0[o], rq->neg_t[o], q->zp, q->lo, q->hi);
+        ddq_store_u8x8_partial(y, ddq_requantize_neon(lo, hi, &r), count);
+    }
 }
 
 #define MLA8(i, lane)                                                 \
@@ -31,16 +37,28 @@ static inline void store_row(const gemm_out *q, int64_t o, int32x4_t lo, int32x4
         if (o0 + i >= ob && o0 + i < oe) store_row(q, o0 + i, a##i##l, a##i##h, y + (o0 + i) * P, count); \
     } while (0)
 
+#define DDQ_ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* Channel o's 8 sums (lo, hi) requantized in the fast form (m0, −r, l in every lane) and clamped. */
+DDQ_ALWAYS_INLINE uint8x8_t requant8_fast(int32x4_t lo, int32x4_t hi, int32x4_t m0, int32x4_t nr, int32x4_t l,
+                                          int16x8_t zp, uint8x8_t cmin, uint8x8_t cmax, const int shift) {
+    return vmin_u8(vmax_u8(vqmovun_s16(ddq_mbqm_fast_s16(lo, hi, m0, nr, l, zp, shift)), cmin), cmax);
+}
+
 /* One block of 8 channels (o0 … o0 + 7, of which ob … oe − 1 are stored) over the panel's
- * pixels j … j + 7 (count of them are real), y already offset to the panel's first pixel. */
-static void tile_8x8(const gemm_out *q, const int16_t *xp, int64_t nps, const int16_t *wp, int64_t K, int64_t o0,
-                     int64_t ob, int64_t oe, uint8_t *y, int64_t P, int64_t count) {
+ * pixels j … j + 7 (count of them are real), y already offset to the panel's first pixel.
+ * `full`: all 8 channels and 8 pixels are stored and the plan admits the fast requantization,
+ * so the epilogue runs straight-line, with each channel's constants taken from four-channel
+ * vectors (`shift`: some channel has l > 0). */
+DDQ_ALWAYS_INLINE void tile_8x8(const gemm_out *q, const int16_t *xp, int64_t nps, const int16_t *wp, int64_t K,
+                                int64_t o0, int64_t ob, int64_t oe, uint8_t *y, int64_t P, int64_t count,
+                                const int full, const int shift) {
     const int32_t *b = q->pc->bias + o0; /* the accumulators start at the biases */
-    int32x4_t a0l = vdupq_n_s32(b[0]), a0h = a0l, a1l = vdupq_n_s32(b[1]), a1h = a1l;
-    int32x4_t a2l = vdupq_n_s32(b[2]), a2h = a2l, a3l = vdupq_n_s32(b[3]), a3h = a3l;
-    int32x4_t a4l = vdupq_n_s32(b[4]), a4h = a4l, a5l = vdupq_n_s32(b[5]), a5h = a5l;
-    int32x4_t a6l = vdupq_n_s32(b[6]), a6h = a6l, a7l = vdupq_n_s32(b[7]), a7h = a7l;
-#pragma GCC unroll 4
+    int32x4_t a0l = vld1q_dup_s32(b), a0h = a0l, a1l = vld1q_dup_s32(b + 1), a1h = a1l;
+    int32x4_t a2l = vld1q_dup_s32(b + 2), a2h = a2l, a3l = vld1q_dup_s32(b + 3), a3h = a3l;
+    int32x4_t a4l = vld1q_dup_s32(b + 4), a4h = a4l, a5l = vld1q_dup_s32(b + 5), a5h = a5l;
+    int32x4_t a6l = vld1q_dup_s32(b + 6), a6h = a6l, a7l = vld1q_dup_s32(b + 7), a7h = a7l;
+#pragma GCC unroll 2
     for (int64_t r = 0; r < K; r++) {
         const int16x8_t xv = vld1q_s16(xp + r * nps);
         const int16x8_t wv = vld1q_s16(wp + r * DDQ_GEMM_BLOCK);
@@ -53,14 +71,42 @@ static void tile_8x8(const gemm_out *q, const int16_t *xp, int64_t nps, const in
         MLA8(6, 6);
         MLA8(7, 7);
     }
-    STORE(0);
-    STORE(1);
-    STORE(2);
-    STORE(3);
-    STORE(4);
-    STORE(5);
-    STORE(6);
-    STORE(7);
+    if (!full) {
+        STORE(0);
+        STORE(1);
+        STORE(2);
+        STORE(3);
+        STORE(4);
+        STORE(5);
+        STORE(6);
+        STORE(7);
+        return;
+    }
+    /* loaded after the loop: the byte stores may alias anything read through pc */
+    const ddq_packed_conv *pc = q->pc;
+    int32x4_t m0[2], nr[2], l[2];
+    for (int h = 0; h < 2; h++) {
+        m0[h] = vld1q_s32(pc->rq.m0 + o0 + 4 * h);
+        nr[h] = vld1q_s32(pc->rq.neg_rshift + o0 + 4 * h);
+        l[h] = shift ? vld1q_s32(pc->rq.lshift + o0 + 4 * h) : m0[h];
+    }
+    const int16x8_t zp = vdupq_n_s16((int16_t)q->zp);
+    const uint8x8_t cmin = vdup_n_u8((uint8_t)q->lo), cmax = vdup_n_u8((uint8_t)q->hi);
+    uint8_t *yo = y + o0 * P;
+    /* lane (i % 4) of the four-channel vectors, DUP'd (a lane index must be a constant) */
+#define LANE(v, i) vdupq_laneq_s32((v)[(i) / 4], (i) % 4)
+#define STORE_FULL(i) \
+    vst1_u8(yo + (i) * P, requant8_fast(a##i##l, a##i##h, LANE(m0, i), LANE(nr, i), LANE(l, i), zp, cmin, cmax, shift))
+    STORE_FULL(0);
+    STORE_FULL(1);
+    STORE_FULL(2);
+    STORE_FULL(3);
+    STORE_FULL(4);
+    STORE_FULL(5);
+    STORE_FULL(6);
+    STORE_FULL(7);
+#undef STORE_FULL
+#undef LANE
 }
 
 /* The same for 4 pixels (count ≤ 4): the last tile of a panel whose width is 4 modulo 8 or
@@ -145,9 +191,16 @@ void ddq_conv_gemm__neon(const ddq_op_args *a, int64_t begin, int64_t end) {
                 if (pair) o0 += DDQ_GEMM_BLOCK;
                 continue;
             }
-            for (int64_t j = 0; j < n; j += 8) {
+            int64_t j = 0;
+            if (pc->rq.fast && ob == o0 && oe == o0 + DDQ_GEMM_BLOCK) {
+                if (pc->rq.lshift_any)
+                    for (; n - j >= 8; j += 8) tile_8x8(&q, panel + j, nps, wb, K, o0, o0, oe, y + p0 + j, P, 8, 1, 1);
+                else
+                    for (; n - j >= 8; j += 8) tile_8x8(&q, panel + j, nps, wb, K, o0, o0, oe, y + p0 + j, P, 8, 1, 0);
+            }
+            for (; j < n; j += 8) {
                 const int64_t count = n - j < 8 ? n - j : 8;
-                if (count > 4) tile_8x8(&q, panel + j, nps, wb, K, o0, ob, oe, y + p0 + j, P, count);
+                if (count > 4) tile_8x8(&q, panel + j, nps, wb, K, o0, ob, oe, y + p0 + j, P, count, 0, 0);
                 else tile_8x4(&q, panel + j, nps, wb, K, o0, ob, oe, y + p0 + j, P, count);
             }
         }

@@ -38,10 +38,20 @@ void ddq_conv_gemm__neon(const ddq_op_args *a, int64_t begin, int64_t end);
 void ddq_conv_gemm_acc16_block__neon(const ddq_packed_conv *pc, int32_t zp, int32_t lo, int32_t hi,
                                      const int16_t *panel, int64_t nps, int64_t n, int64_t o0, int64_t ob,
                                      int64_t oe, uint8_t *y, int64_t P, int pair);
-void ddq_dwconv3x3_c8__neon(const ddq_op_args *a, int64_t begin, int64_t end);
+/* Depthwise 3×3 (dwconv3x3__neon.c): its own preparation; the object starts with int
+ * DDQ_CONV_DW3X3. */
+void *ddq_dw_prepare__neon(const ddq_model *model, const ddq_op *op);
+void ddq_dw_release__neon(void *prepared);
+size_t ddq_dw_scratch_bytes__neon(const ddq_model *model, const ddq_op *op);
+void ddq_dwconv3x3__neon(const ddq_op_args *a, int64_t begin, int64_t end);
+/* The set's hooks (neon_set.c), which neondot shares for the ops it does not replace. */
+void *ddq_prepare__neon(const ddq_model *model, const ddq_op *op);
+void ddq_release__neon(void *prepared);
+size_t ddq_scratch_bytes__neon(const ddq_model *model, const ddq_op *op);
 void ddq_conv2d__neon(const ddq_op_args *a, int64_t begin, int64_t end);
 void ddq_fully_connected__neon(const ddq_op_args *a, int64_t begin, int64_t end);
 void ddq_add__neon(const ddq_op_args *a, int64_t begin, int64_t end);
 void ddq_requantize__neon(const ddq_op_args *a, int64_t begin, int64_t end);
+void ddq_quantize__neon(const ddq_op_args *a, int64_t begin, int64_t end);
 
 #endif

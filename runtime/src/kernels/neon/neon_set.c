@@ -16,20 +16,40 @@ static int neon_available(void) {
 }
 
 void ddq_conv2d__neon(const ddq_op_args *a, int64_t begin, int64_t end) {
-    const ddq_packed_conv *p = a->prepared;
-    if (!p) {
+    const int *path = a->prepared;
+    if (!path) {
         ddq_conv2d__reference(a, begin, end);
         return;
     }
-    if (p->path == DDQ_CONV_GEMM) ddq_conv_gemm__neon(a, begin, end);
-    else ddq_dwconv3x3_c8__neon(a, begin, end);
+    if (*path == DDQ_CONV_GEMM) ddq_conv_gemm__neon(a, begin, end);
+    else ddq_dwconv3x3__neon(a, begin, end);
+}
+
+/* Every prepared object of this set starts with its enum ddq_conv_path. */
+void *ddq_prepare__neon(const ddq_model *model, const ddq_op *op) {
+    if (op->kind == DDQ_OP_CONV2D &&
+        ddq_conv_path(op, &model->tensors[op->inputs[0]], &model->tensors[op->inputs[1]]) == DDQ_CONV_DW3X3)
+        return ddq_dw_prepare__neon(model, op);
+    return ddq_prepare__generic(model, op);
+}
+
+void ddq_release__neon(void *prepared) {
+    if (*(const int *)prepared == DDQ_CONV_DW3X3) ddq_dw_release__neon(prepared);
+    else ddq_release__generic(prepared);
+}
+
+size_t ddq_scratch_bytes__neon(const ddq_model *model, const ddq_op *op) {
+    if (op->kind == DDQ_OP_CONV2D &&
+        ddq_conv_path(op, &model->tensors[op->inputs[0]], &model->tensors[op->inputs[1]]) == DDQ_CONV_DW3X3)
+        return ddq_dw_scratch_bytes__neon(model, op);
+    return ddq_scratch_bytes__generic(model, op);
 }
 
 const ddq_kernel_set ddq_kernels_neon = {
     .name = "neon",
     .available = neon_available,
     .ops = {
-        [DDQ_OP_QUANTIZE] = ddq_quantize__reference,
+        [DDQ_OP_QUANTIZE] = ddq_quantize__neon,
         [DDQ_OP_DEQUANTIZE] = ddq_dequantize__reference,
         [DDQ_OP_CONV2D] = ddq_conv2d__neon,
         [DDQ_OP_FULLY_CONNECTED] = ddq_fully_connected__neon,
@@ -40,7 +60,7 @@ const ddq_kernel_set ddq_kernels_neon = {
         [DDQ_OP_REQUANTIZE] = ddq_requantize__neon,
         [DDQ_OP_RESHAPE] = ddq_reshape__reference,
     },
-    .prepare = ddq_prepare__generic,
-    .release = ddq_release__generic,
-    .scratch_bytes = ddq_scratch_bytes__generic,
+    .prepare = ddq_prepare__neon,
+    .release = ddq_release__neon,
+    .scratch_bytes = ddq_scratch_bytes__neon,
 };

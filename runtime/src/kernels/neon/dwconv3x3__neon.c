@@ -169,7 +169,13 @@ DDQ_ALWAYS_INLINE void dw_group(dw_walk *wk, int64_t q, int64_t OHW, int64_t OW,
     }
 }
 
-void ddq_dwconv3x3_c8__neon(const ddq_op_args *a, int64_t begin, int64_t end) {
+void *ddq_dw_prepare__neon(const ddq_model *model, const ddq_op *op) { return ddq_prepare__generic(model, op); }
+void ddq_dw_release__neon(void *prepared) { ddq_release__generic(prepared); }
+size_t ddq_dw_scratch_bytes__neon(const ddq_model *model, const ddq_op *op) {
+    return ddq_scratch_bytes__generic(model, op);
+}
+
+void ddq_dwconv3x3__neon(const ddq_op_args *a, int64_t begin, int64_t end) {
     const ddq_packed_conv *pc = a->prepared;
     const ddq_op *op = a->op;
     const ddq_tensor *xt = a->in[0], *yt = a->out;
@@ -195,7 +201,7 @@ void ddq_dwconv3x3_c8__neon(const ddq_op_args *a, int64_t begin, int64_t end) {
         const int i16 = vmaxvq_s16(wsum) <= i16_limit;
         const int32x4_t b0 = vld1q_s32(pc->bias + c0), b1 = vld1q_s32(pc->bias + c0 + 4);
         const ddq_requant_neon rq =
-            ddq_requant_neon_lanes(pc->m0 + c0, pc->neg_t + c0, yt->zero_point, op->act_min, op->act_max);
+            ddq_requant_neon_lanes(pc->rq.m0 + c0, pc->rq.neg_t + c0, yt->zero_point, op->act_min, op->act_max);
         uint8_t *y = (uint8_t *)a->y + c0 * OHW;
         dw_walk wk = {T, T, 0};
         for (int64_t q = 0; q < OHW; q += 8) {

@@ -1,0 +1,295 @@
+/* The SIMD sets' GEMM preparation and panels (gemm_plan.h). */
+#include "gemm_plan.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+
+int32_t ddq_panel_offset(const ddq_tensor *x, int is_signed) {
+    if (!is_signed) return 0;
+    int32_t c = x->zero_point;
+    if (x->qmax - c > 127) c = x->qmax - 127;
+    if (c - x->qmin > 128) c = x->qmin + 128;
+    return c;
+}
+
+int64_t ddq_accumulator_bound(const ddq_tensor *x, const ddq_tensor *w, const ddq_tensor *b, int64_t o) {
+    const int64_t K = w->elements / w->shape[0];
+    const int64_t up = (int64_t)x->qmax - x->zero_point, down = (int64_t)x->zero_point - x->qmin;
+    const int8_t *row = (const int8_t *)w->data + o * K;
+    int64_t sum = 0;
+    for (int64_t k = 0; k < K; k++) sum += row[k] < 0 ? -row[k] : row[k];
+    const int64_t bias = ((const int32_t *)b->data)[o];
+    return sum * (up > down ? up : down) + (bias < 0 ? -bias : bias);
+}
+
+int ddq_requant_plan_init(ddq_requant_plan *rq, const ddq_multiplier *m, const int64_t *bound, int64_t n) {
+    const int64_t total = n + DDQ_PLAN_CHANNEL_SLACK;
+    rq->m0 = calloc((size_t)total, sizeof *rq->m0);
+    rq->lshift = calloc((size_t)total, sizeof *rq->lshift);
+    rq->neg_rshift = calloc((size_t)total, sizeof *rq->neg_rshift);
+    rq->neg_t = calloc((size_t)total, sizeof *rq->neg_t);
+    if (!rq->m0 || !rq->lshift || !rq->neg_rshift || !rq->neg_t) return 0;
+    rq->fast = 1;
+    rq->lshift_any = 0;
+    for (int64_t o = 0; o < total; o++) {
+        const ddq_multiplier mo = o < n ? m[o] : (ddq_multiplier){0, 0};
+        const int l = mo.shift >= 0 ? mo.shift + 1 : 0;
+        rq->m0[o] = mo.m0;
+        rq->lshift[o] = l;
+        rq->neg_rshift[o] = -((31 - mo.shift) - 31 + l); /* −r, r = t − 31 + l ≥ 1 */
+        rq->neg_t[o] = (int64_t)mo.shift - 31;
+        if (l > 0 && o < n) {
+            rq->lshift_any = 1;
+            /* x · 2^l must stay inside int32 for every accumulator the channel can produce */
+            if (l > 31 || (bound[o] << l) > INT32_MAX) rq->fast = 0;
+        }
+    }
+    return 1;
+}
+
+void ddq_requant_plan_free(ddq_requant_plan *rq) {
+    free(rq->m0);
+    free(rq->lshift);
+    free(rq->neg_rshift);
+    free(rq->neg_t);
+}
+
+int64_t ddq_gemm_panel_pixels_for(int64_t K, int64_t P, int64_t panel_bytes) {
+    int64_t n = panel_bytes / (round_up(K, 4) > 0 ? round_up(K, 4) : 1) / 8 * 8;
+    const int64_t all = round_up(P, 8);
+    if (n < 8) n = 8;
+    return n < all ? n : all;
+}
+
+static int64_t op_pixels(const ddq_op *op, const ddq_tensor *yt) {
+    return op->kind == DDQ_OP_CONV2D ? yt->shape[2] * yt->shape[3] : 1;
+}
+
+ddq_gemm_plan *ddq_gemm_plan_create(const ddq_model *model, const ddq_op *op, int group, int R, int is_signed,
+                                    int64_t panel_bytes) {
+    const ddq_tensor *xt = &model->tensors[op->inputs[0]], *wt = &model->tensors[op->inputs[1]];
+    const ddq_tensor *bt = &model->tensors[op->inputs[2]], *yt = &model->tensors[op->output];
+    ddq_gemm_plan *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    const int64_t O = wt->shape[0], K = wt->elements / O;
+    p->O = O;
+    p->K = K;
+    p->group = group;
+    p->R = R;
+    p->KG = (K + group - 1) / group;
+    p->blocks = (O + R - 1) / R;
+    p->offset = ddq_panel_offset(xt, is_signed);
+    p->pad = (uint8_t)(xt->zero_point - p->offset);
+    p->lo = xt->qmin - p->offset;
+    p->hi = xt->qmax - p->offset;
+    p->panel_pixels = ddq_gemm_panel_pixels_for(K, op_pixels(op, yt), panel_bytes);
+    const int64_t channels = p->blocks * R;
+    const size_t wbytes = (size_t)round_up(p->blocks * p->KG * R * group, 64);
+    p->w = aligned_alloc(64, wbytes);
+    p->bias = calloc((size_t)(channels + DDQ_PLAN_CHANNEL_SLACK), sizeof *p->bias);
+    p->kernel = calloc((size_t)p->blocks, 1);
+    p->run_begin = calloc((size_t)p->blocks + 1, sizeof *p->run_begin);
+    p->runs = calloc((size_t)(p->blocks * (p->KG + 1)), sizeof *p->runs);
+    int64_t *bound = malloc((size_t)O * sizeof *bound);
+    if (!p->w || !p->bias || !p->kernel || !p->run_begin || !p->runs || !bound) {
+        free(bound);
+        ddq_gemm_plan_free(p);
+        return NULL;
+    }
+    memset(p->w, 0, wbytes);
+    const int8_t *w = wt->data;
+    const int32_t *bias = bt->data;
+    for (int64_t o = 0; o < O; o++) {
+        int64_t sum = 0;
+        for (int64_t k = 0; k < K; k++) {
+            const int64_t g = k / group, j = k % group;
+            p->w[((o / R * p->KG + g) * R + o % R) * group + j] = w[o * K + k];
+            sum += w[o * K + k];
+        }
+        /* mod 2^32: the int32 sums wrap and end at the exact accumulator */
+        const int64_t folded = (int64_t)bias[o] + ((int64_t)p->offset - xt->zero_point) * sum;
+        p->bias[o] = (int32_t)(uint32_t)(uint64_t)folded;
+        bound[o] = ddq_accumulator_bound(xt, wt, bt, o);
+    }
+    const int ok = ddq_requant_plan_init(&p->rq, op->channel_multipliers, bound, O);
+    free(bound);
+    if (!ok) {
+        ddq_gemm_plan_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void ddq_gemm_plan_free(ddq_gemm_plan *p) {
+    if (!p) return;
+    free(p->w);
+    free(p->bias);
+    ddq_requant_plan_free(&p->rq);
+    free(p->kernel);
+    free(p->run_begin);
+    free(p->runs);
+    free(p->extra);
+    free(p);
+}
+
+/* The interval bound of w · v, v ∈ [lo, hi]: [min, max] of the two ends. */
+static void product_bounds(int64_t w, int64_t lo, int64_t hi, int64_t *mn, int64_t *mx) {
+    const int64_t a = w * lo, b = w * hi;
+    *mn = a < b ? a : b;
+    *mx = a < b ? b : a;
+}
+
+int64_t ddq_greedy_runs(const ddq_gemm_plan *p, int64_t o0, int64_t n, int64_t g0, int64_t g1, int per_lane,
+                        int64_t lim_lo, int64_t lim_hi, int64_t max_length, uint16_t *out) {
+    const int G = p->group, lanes = per_lane ? G : 1;
+    int64_t mn[64 * 4], mx[64 * 4]; /* per channel (≤ 64) and lane: the current run's bounds */
+    if (n > 64) return -1;
+    int64_t count = 0, g = g0;
+    while (g < g1) {
+        for (int64_t i = 0; i < n * lanes; i++) mn[i] = mx[i] = 0;
+        int64_t length = 0;
+        for (; g < g1 && length < max_length; g++, length++) {
+            int fits = 1;
+            int64_t nmn[64 * 4], nmx[64 * 4];
+            for (int64_t i = 0; i < n; i++) {
+                const int64_t o = o0 + i;
+                for (int j = 0; j < G; j++) {
+                    const int8_t wv = o < p->O ? p->w[((o / p->R * p->KG + g) * p->R + o % p->R) * G + j] : 0;
+                    int64_t a, b;
+                    product_bounds(wv, p->lo, p->hi, &a, &b);
+                    const int64_t l = i * lanes + (per_lane ? j : 0);
+                    if (j == 0 || per_lane) {
+                        nmn[l] = mn[l];
+                        nmx[l] = mx[l];
+                    }
+                    nmn[l] += a;
+                    nmx[l] += b;
+                }
+                for (int j = 0; j < lanes; j++)
+                    if (nmn[i * lanes + j] < lim_lo || nmx[i * lanes + j] > lim_hi) fits = 0;
+            }
+            if (!fits) break;
+            memcpy(mn, nmn, sizeof(int64_t) * (size_t)(n * lanes));
+            memcpy(mx, nmx, sizeof(int64_t) * (size_t)(n * lanes));
+        }
+        if (length == 0) return -1; /* one group alone overflows the lanes */
+        out[count++] = (uint16_t)length;
+    }
+    return count;
+}
+
+/* ------------------------------------------------------------------------------------ panels */
+
+/* ceil(a / b) and floor(a / b) for b > 0 and any sign of a. */
+static int64_t div_ceil(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+static int64_t div_floor(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+static void offset_copy(int8_t *restrict d, const uint8_t *restrict s, int64_t n, uint8_t c) {
+    for (int64_t i = 0; i < n; i++) d[i] = (int8_t)(uint8_t)(s[i] - c);
+}
+
+static void offset_copy_strided(int8_t *restrict d, const uint8_t *restrict s, int64_t n, int64_t stride, uint8_t c) {
+    if (stride == 2) {
+        for (int64_t i = 0; i < n; i++) d[i] = (int8_t)(uint8_t)(s[2 * i] - c);
+    } else {
+        for (int64_t i = 0; i < n; i++) d[i] = (int8_t)(uint8_t)(s[i * stride] - c);
+    }
+}
+
+/* Tap r = (ci, ky, kx) of output pixels p0 … p0 + n − 1 as x − c (pad where the tap is padding). */
+static void tap_row(const ddq_gemm_plan *p, const ddq_op *op, const ddq_tensor *xt, const ddq_tensor *wt,
+                    const ddq_tensor *yt, const uint8_t *x, int64_t r, int64_t p0, int64_t n, int8_t *d) {
+    const int64_t H = xt->shape[2], W = xt->shape[3], KH = wt->shape[2], KW = wt->shape[3];
+    const int64_t OW = yt->shape[3], sh = op->stride[0], sw = op->stride[1];
+    const int64_t ci = r / (KH * KW), ky = r / KW % KH, kx = r % KW;
+    const uint8_t *xc = x + ci * H * W;
+    const int64_t off = kx * op->dilation[1] - op->padding[1];
+    /* ix = ox·sw + off lies in [0, W) for ox in [lo, hi) */
+    const int64_t lo = div_ceil(-off, sw) > 0 ? div_ceil(-off, sw) : 0;
+    const int64_t hi = div_floor(W - 1 - off, sw) + 1;
+    const uint8_t c = (uint8_t)p->offset;
+    for (int64_t j = 0; j < n;) {
+        const int64_t q = p0 + j, oy = q / OW, ox = q % OW;
+        const int64_t count = OW - ox < n - j ? OW - ox : n - j; /* the rest of output row oy */
+        const int64_t iy = oy * sh - op->padding[0] + ky * op->dilation[0];
+        if (iy < 0 || iy >= H) {
+            memset(d + j, p->pad, (size_t)count);
+        } else {
+            const int64_t end = ox + count;
+            int64_t b = lo > ox ? lo : ox, e = hi < end ? hi : end;
+            if (b > end) b = end;
+            if (e < b) e = b;
+            memset(d + j, p->pad, (size_t)(b - ox));
+            if (sw == 1) offset_copy(d + j + (b - ox), xc + iy * W + b + off, e - b, c);
+            else offset_copy_strided(d + j + (b - ox), xc + iy * W + b * sw + off, e - b, sw, c);
+            memset(d + j + (e - ox), p->pad, (size_t)(ox + count - e));
+        }
+        j += count;
+    }
+}
+
+/* panel row g from `group` source rows of `cols` bytes, each minus `c` (0 when already offset). */
+static void interleave2(int8_t *restrict d, const int8_t *restrict s0, const int8_t *restrict s1, int64_t cols,
+                        int8_t c) {
+    for (int64_t i = 0; i < cols; i++) {
+        d[2 * i] = (int8_t)(s0[i] - c);
+        d[2 * i + 1] = (int8_t)(s1[i] - c);
+    }
+}
+
+static void interleave4(int8_t *restrict d, const int8_t *restrict s0, const int8_t *restrict s1,
+                        const int8_t *restrict s2, const int8_t *restrict s3, int64_t cols, int8_t c) {
+    for (int64_t i = 0; i < cols; i++) {
+        d[4 * i] = (int8_t)(s0[i] - c);
+        d[4 * i + 1] = (int8_t)(s1[i] - c);
+        d[4 * i + 2] = (int8_t)(s2[i] - c);
+        d[4 * i + 3] = (int8_t)(s3[i] - c);
+    }
+}
+
+void ddq_build_panel(const ddq_gemm_plan *p, const ddq_op *op, const ddq_tensor *xt, const ddq_tensor *wt,
+                     const ddq_tensor *yt, const uint8_t *x, int64_t p0, int64_t n, int8_t *panel, int8_t *rows) {
+    const int G = p->group;
+    const int64_t PP = p->panel_pixels, cols = round_up(n, 8), pitch = PP * G;
+    const int plain_1x1 = op->kind == DDQ_OP_FULLY_CONNECTED ||
+                          (wt->shape[2] == 1 && wt->shape[3] == 1 && op->stride[0] == 1 && op->stride[1] == 1 &&
+                           op->padding[0] == 0 && op->padding[1] == 0 && op->padding[2] == 0 && op->padding[3] == 0);
+    const int64_t HW = op->kind == DDQ_OP_FULLY_CONNECTED ? 1 : xt->shape[2] * xt->shape[3];
+    /* A plain 1×1 reads its rows straight from x where the panel's last columns stay inside the
+     * channel plane (they then hold the next pixels, whose outputs are not stored); otherwise
+     * each tap row is first written, offset, into `rows`. */
+    const int direct = plain_1x1 && p0 + cols <= HW;
+    for (int64_t g = 0; g < p->KG; g++) {
+        const int8_t *src[4];
+        for (int j = 0; j < G; j++) {
+            const int64_t r = g * G + j;
+            int8_t *d = rows + j * PP;
+            if (r >= p->K) {
+                memset(d, direct ? p->offset : 0, (size_t)cols); /* taps past K meet zero weights */
+            } else if (direct) {
+                d = (int8_t *)(x + r * HW + p0);
+            } else if (plain_1x1) {
+                offset_copy(d, x + r * HW + p0, n, (uint8_t)p->offset);
+                memset(d + n, p->pad, (size_t)(cols - n));
+            } else {
+                tap_row(p, op, xt, wt, yt, x, r, p0, n, d);
+                memset(d + n, p->pad, (size_t)(cols - n));
+            }
+            src[j] = d;
+        }
+        const int8_t c = direct ? (int8_t)(uint8_t)p->offset : 0;
+        int8_t *dst = panel + g * pitch;
+        if (G == 2) interleave2(dst, src[0], src[1], cols, c);
+        else interleave4(dst, src[0], src[1], src[2], src[3], cols, c);
+    }
+}
+
+size_t ddq_gemm_scratch_bytes(const ddq_model *model, const ddq_op *op, int group, int64_t panel_bytes) {
+    const ddq_tensor *wt = &model->tensors[op->inputs[1]], *yt = &model->tensors[op->output];
+    const int64_t K = wt->elements / wt->shape[0];
+    const int64_t PP = ddq_gemm_panel_pixels_for(K, op_pixels(op, yt), panel_bytes);
+    const int64_t KG = (K + group - 1) / group;
+    return (size_t)(round_up(KG * PP * group, 64) + round_up(group * PP, 64));
+}

@@ -1,0 +1,117 @@
+/* What the SIMD kernel sets (neon, neondot, x86) prepare once per conv2d / fully_connected: the
+ * weights in an interleaved int8 layout, biases that absorb the panel's offset, the exact fast
+ * requantization constants, and the accumulator bounds that pick each block's narrowest exact
+ * accumulation. Portable C; the sets' kernels only read it.
+ *
+ * The panel. A convolution is a GEMM y[o][p] = Σ_k w[o][k] · (x[k][p] − zp) over the K = C·KH·KW
+ * taps of output pixel p (im2col). The kernels read the activations as bytes x − c ("offset" c,
+ * mod 256), interleaved in groups of `group` consecutive taps: panel[g][p][j] = x[g·group + j][p]
+ * − c, so a 16-byte vector holds 16 / group pixels × group taps. A padded tap reads as zp − c
+ * ("pad"), taps past K as 0 (with zero weights there). Since
+ *
+ *     Σ_k w·(x − zp) = Σ_k w·(x − c) + (c − zp)·Σ_k w,
+ *
+ * the second term is folded into the bias. Sets that multiply signed bytes choose c so that
+ * x − c fits int8 (c = zp where it does); x86's unsigned×signed multiply takes c = 0.
+ *
+ * Exactness. Kernels add products in int8, int16 or int32 lanes with wrap-around vector
+ * arithmetic. A lane is exact while every partial sum it holds lies in its type: the plan bounds
+ * each product by interval arithmetic, w·v for v ∈ [lo, hi] = [qmin − c, qmax − c], and splits
+ * the groups of taps into runs within which the bound holds (ddq_greedy_runs). int32 sums wrap
+ * mod 2^32 and equal the exact accumulator at the end, which the loader's bound keeps in int32;
+ * the partial sums in between need no bound of their own.
+ *
+ * The fast requantization (docs/runtime.md): with t = 31 − shift,
+ *
+ *     MBQM(x) = SRSHL(SQDMULH(x · 2^l, m0), −r),  l = max(0, shift + 1),  r = t − 31 + l,
+ *
+ * exactly: SQDMULH gives H = floor(x·2^l·m0 / 2^31), and for r ≥ 1 floor((H + 2^(r−1)) / 2^r) =
+ * floor((x·m0 + 2^(t−1)) / 2^t) because the dropped fraction of the product is below one unit
+ * of H. It needs x · 2^l inside int32, which the plan proves per channel from the loader's
+ * accumulator bound; an op where it cannot falls back to the int64 form. */
+#ifndef DDQ_KERNELS_GEMM_PLAN_H
+#define DDQ_KERNELS_GEMM_PLAN_H
+
+#include <stdint.h>
+
+#include "../model.h"
+
+/* Channel slack past the last block, so vector loads of per-channel constants stay inside. */
+#define DDQ_PLAN_CHANNEL_SLACK 16
+
+/* Per output channel requantization constants (fast form, and the int64 form as a fallback). */
+typedef struct ddq_requant_plan {
+    int32_t *m0;        /* [channels + slack] */
+    int32_t *lshift;    /* l */
+    int32_t *neg_rshift; /* −r (SRSHL's shift) */
+    int64_t *neg_t;     /* shift − 31, for the int64 form */
+    int fast;           /* the fast form is exact for every channel */
+    int lshift_any;     /* some channel has l > 0 */
+} ddq_requant_plan;
+
+/* A run of consecutive groups of taps summed in the narrow lanes before they are widened:
+ * `length` groups; `widen` marks the end of a run of the middle level (see the sets' kernels). */
+typedef struct ddq_run {
+    uint16_t length;
+    uint16_t widen;
+} ddq_run;
+
+typedef struct ddq_gemm_plan {
+    int64_t O, K;           /* output channels, taps per output */
+    int64_t KG;             /* groups of taps: ceil(K / group) */
+    int group;              /* taps interleaved per pixel in the panel (2 or 4) */
+    int R;                  /* output channels per weight block */
+    int64_t blocks;         /* ceil(O / R) */
+    int32_t offset;         /* c: the panel holds x − c */
+    uint8_t pad;            /* (zp − c) mod 256: what a padded tap reads */
+    int32_t lo, hi;         /* the panel's values x − c lie in [lo, hi] */
+    int64_t panel_pixels;   /* pixels per panel, a multiple of 8 */
+    int8_t *w;              /* [blocks][KG][R][group], zero past O and K */
+    int32_t *bias;          /* [blocks·R + slack]: bias + (c − zp)·Σw, mod 2^32; 0 past O */
+    ddq_requant_plan rq;
+    /* per block: which of the set's kernels computes it, and its runs runs[run_begin[b] …
+     * run_begin[b + 1]) (the set fills these) */
+    uint8_t *kernel;
+    int64_t *run_begin;
+    ddq_run *runs;
+    void *extra;            /* set-specific data, freed with the plan */
+} ddq_gemm_plan;
+
+/* The offset for a grid [qmin, qmax] with zero point zp: zp when x − zp fits int8, else the
+ * nearest value that makes it fit (signed), or 0 (unsigned: x86). */
+int32_t ddq_panel_offset(const ddq_tensor *x, int is_signed);
+
+/* Packs a conv2d (groups = 1) or fully_connected op: weights [blocks][KG][R][group], biases,
+ * requantization constants. kernel / runs are left for the set (allocated with KG + 1 runs per
+ * block). NULL when out of memory. */
+ddq_gemm_plan *ddq_gemm_plan_create(const ddq_model *model, const ddq_op *op, int group, int R, int is_signed,
+                                    int64_t panel_bytes);
+void ddq_gemm_plan_free(ddq_gemm_plan *plan);
+
+/* The requantization constants of `n` channels with multipliers m[] and accumulator bounds
+ * bound[] (|acc + bias| ≤ bound), padded with DDQ_PLAN_CHANNEL_SLACK zero channels. */
+int ddq_requant_plan_init(ddq_requant_plan *rq, const ddq_multiplier *m, const int64_t *bound, int64_t n);
+void ddq_requant_plan_free(ddq_requant_plan *rq);
+
+/* Interval-sum bounds over runs of groups. For channels o0 … o0 + n − 1 of the plan's packed
+ * weights and groups [g0, g1): splits them greedily into runs as long as possible such that,
+ * for every channel, the bound of Σ w·v (v ∈ [lo, hi]) over the run's taps — per lane j of a
+ * group (per_lane) or over the whole group — lies in [lim_lo, lim_hi]. Writes the run lengths
+ * (each ≤ max_length) to out and returns their count, or −1 when a single group does not fit. */
+int64_t ddq_greedy_runs(const ddq_gemm_plan *plan, int64_t o0, int64_t n, int64_t g0, int64_t g1, int per_lane,
+                        int64_t lim_lo, int64_t lim_hi, int64_t max_length, uint16_t *out);
+
+/* The loader's bound on |acc + bias| of a conv2d / fully_connected output channel o. */
+int64_t ddq_accumulator_bound(const ddq_tensor *x, const ddq_tensor *w, const ddq_tensor *b, int64_t o);
+
+/* Panel building (portable C, vectorized by the compiler). Fills the panel's groups of taps for
+ * output pixels p0 … p0 + n − 1 into columns 0 … n − 1 (row pitch plan->panel_pixels · group
+ * bytes); columns n … round_up(n, 8) − 1 get pad bytes. `row` is scratch of panel_pixels bytes. */
+void ddq_build_panel(const ddq_gemm_plan *plan, const ddq_op *op, const ddq_tensor *xt, const ddq_tensor *wt,
+                     const ddq_tensor *yt, const uint8_t *x, int64_t p0, int64_t n, int8_t *panel, int8_t *row);
+
+/* Per-thread scratch a GEMM needs: the panel and one row. */
+int64_t ddq_gemm_panel_pixels_for(int64_t K, int64_t P, int64_t panel_bytes);
+size_t ddq_gemm_scratch_bytes(const ddq_model *model, const ddq_op *op, int group, int64_t panel_bytes);
+
+#endif
