@@ -244,8 +244,33 @@ def kernel_cases(seed: int = 0) -> list[KernelCase]:
         kw.pop("w_bits")
         add(_fc_case(rng, f"fc m{m:g}", features=20, o=9, **kw))
     cases += _neon_elementwise_and_dw_cases(np.random.default_rng(seed + 1))
+    cases += _acc8_cases(np.random.default_rng(seed + 6))
     cases.append(_quantize_case(np.random.default_rng(seed + 4), "quantize specials, scale 0.1 zp 37", 0.1, 37))
     cases.append(_quantize_case(np.random.default_rng(seed + 5), "quantize specials, 4-bit, scale 3 zp 0", 3.0, 0, 4))
+    return cases
+
+
+def _acc8_cases(rng: np.random.Generator) -> list[KernelCase]:
+    """The int8-accumulating GEMM (neon) at its bounds: 1-bit inputs (x − c ∈ {0, 1}) at their
+    top, so every sum reaches its interval bound. Runs of two pairs summing 127 and −128 exactly,
+    runs of one where two would sum 128 or 254; the int16 bound of the whole
+    sum at 32767 and −32768 (admitted) and at 32768 (refused: the int16 path takes the op)."""
+    cases = []
+    w = rng.integers(-3, 4, size=(13, 40)).astype(np.int8)
+    w[0, 0::2] = np.tile([63, 64], 10)  # block 0: runs of two pairs, 127
+    w[5, 1::2] = 127  # block 1: runs of one pair
+    w[6, 0::2] = -127
+    w[8, 0::2] = 64  # block 2: two would be 128, so runs of one
+    w[12, 1::2] = -64  # block 3: runs of two pairs, −128
+    for extreme in (True, False):
+        cases.append(_conv_case(rng, f"1x1 acc8 runs at 127 ({'top' if extreme else 'random'})", c=40, h=3, w=9, o=13,
+                                in_bits=1, in_zp=0, extreme=extreme, weights=w.reshape(13, 40, 1, 1), bias="zero"))
+    for total, sign in ((32767, 1), (32768, -1), (32768, 1)):
+        k = total // 127 + 1
+        wt = rng.integers(-2, 3, size=(5, k)).astype(np.int8)
+        wt[2] = sign * np.append(np.full(k - 1, 127), total - 127 * (k - 1))
+        cases.append(_conv_case(rng, f"1x1 acc8 int16 bound {sign * total}", c=k, h=2, w=13, o=5, in_bits=1,
+                                in_zp=0, extreme=True, weights=wt.reshape(5, k, 1, 1), bias="zero"))
     return cases
 
 

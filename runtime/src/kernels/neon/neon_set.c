@@ -22,27 +22,55 @@ void ddq_conv2d__neon(const ddq_op_args *a, int64_t begin, int64_t end) {
         return;
     }
     if (*path == DDQ_CONV_GEMM) ddq_conv_gemm__neon(a, begin, end);
+    else if (*path == DDQ_CONV_GEMM_ACC8) ddq_conv_gemm_acc8__neon(a, begin, end);
     else ddq_dwconv3x3__neon(a, begin, end);
 }
 
-/* Every prepared object of this set starts with its enum ddq_conv_path. */
+static int conv_path(const ddq_model *model, const ddq_op *op) {
+    if (op->kind != DDQ_OP_CONV2D) return DDQ_CONV_REFERENCE;
+    return ddq_conv_path(op, &model->tensors[op->inputs[0]], &model->tensors[op->inputs[1]]);
+}
+
+/* Every prepared object of this set starts with its enum ddq_conv_path. A GEMM takes int8
+ * accumulation where its bounds admit it, else the int16 / int32 paths. */
 void *ddq_prepare__neon(const ddq_model *model, const ddq_op *op) {
-    if (op->kind == DDQ_OP_CONV2D &&
-        ddq_conv_path(op, &model->tensors[op->inputs[0]], &model->tensors[op->inputs[1]]) == DDQ_CONV_DW3X3)
+    switch (conv_path(model, op)) {
+    case DDQ_CONV_DW3X3:
         return ddq_dw_prepare__neon(model, op);
-    return ddq_prepare__generic(model, op);
+    case DDQ_CONV_GEMM: {
+        void *acc8 = ddq_gemm_acc8_prepare__neon(model, op);
+        return acc8 ? acc8 : ddq_prepare__generic(model, op);
+    }
+    default:
+        return ddq_prepare__generic(model, op);
+    }
 }
 
 void ddq_release__neon(void *prepared) {
-    if (*(const int *)prepared == DDQ_CONV_DW3X3) ddq_dw_release__neon(prepared);
-    else ddq_release__generic(prepared);
+    switch (*(const int *)prepared) {
+    case DDQ_CONV_DW3X3:
+        ddq_dw_release__neon(prepared);
+        break;
+    case DDQ_CONV_GEMM_ACC8:
+        ddq_gemm_acc8_release__neon(prepared);
+        break;
+    default:
+        ddq_release__generic(prepared);
+    }
 }
 
+/* The largest of what the op's possible paths need (prepare picks one of them). */
 size_t ddq_scratch_bytes__neon(const ddq_model *model, const ddq_op *op) {
-    if (op->kind == DDQ_OP_CONV2D &&
-        ddq_conv_path(op, &model->tensors[op->inputs[0]], &model->tensors[op->inputs[1]]) == DDQ_CONV_DW3X3)
+    switch (conv_path(model, op)) {
+    case DDQ_CONV_DW3X3:
         return ddq_dw_scratch_bytes__neon(model, op);
-    return ddq_scratch_bytes__generic(model, op);
+    case DDQ_CONV_GEMM: {
+        const size_t acc8 = ddq_gemm_acc8_scratch_bytes__neon(model, op), other = ddq_scratch_bytes__generic(model, op);
+        return acc8 > other ? acc8 : other;
+    }
+    default:
+        return ddq_scratch_bytes__generic(model, op);
+    }
 }
 
 const ddq_kernel_set ddq_kernels_neon = {

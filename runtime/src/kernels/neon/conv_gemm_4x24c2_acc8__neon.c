@@ -1,0 +1,192 @@
+/* conv2d with groups = 1 as a GEMM with int8 accumulation ("acc8"), Advanced SIMD: for the
+ * lowest-bit layers, whose products w · (x − c) are small enough that several of them add up
+ * inside a signed byte. MLA on sixteen byte lanes does 16 multiply-adds per instruction, twice
+ * what int16 lanes (MLA by lane, conv_gemm_8x16_acc16__neon.c) and four times what int32 lanes
+ * (SMLAL) do: the one way ARMv8.0 without the dot product multiplies faster than 8 per cycle.
+ *
+ * Layout (gemm_plan.h, group 2): the panel holds x − c as bytes, pairs of taps interleaved per
+ * pixel, so a 16-byte vector is 8 pixels × taps (2g, 2g + 1); the weights are packed
+ * [⌈O/4⌉][K/2][4][2], so one LD4R.8h gives the four channels' weight pairs, each repeated over
+ * the 8 pixels. A tile is 4 channels × 24 pixels (12 byte accumulators; 16 and 8 for the last
+ * pixels of a panel): per pair of taps one LD1 of three vectors, one LD4R and 12 MLA (192
+ * multiply-adds). At the end of a run of pairs SADALP adds each pixel's two byte lanes into its
+ * int16 lane; at the end of K the int16 sums are widened onto the (folded) biases, requantized
+ * in the fast form and stored.
+ *
+ * Exactness. A byte lane holds the products of one tap parity of one pixel over a run. prepare
+ * splits each block's pairs into runs (ddq_greedy_runs, per lane) such that the interval bound
+ * of that lane's sum, w · v summed with v ∈ [qmin − c, qmax − c], lies in [−128, 127]; since
+ * every product's interval contains 0, every partial sum of the run lies there too, so no lane
+ * wraps. The int16 lanes hold partial sums over whole runs of both parities, and prepare admits
+ * the op only if the bound of the sum over all of K lies in int16 (again containing every
+ * partial sum). The int32 sum + folded bias is then the exact accumulator, and the fast
+ * requantization is exact by the plan's bound check (ddq_requant_plan.fast). Columns past the
+ * panel's pixels hold other values; lanes are independent and SADALP pairs the lanes of one
+ * pixel, so they only reach outputs that are not stored. */
+#include <stdlib.h>
+
+#include "neon.h"
+
+#define ACC8_GROUP 2
+#define ACC8_BLOCK 4 /* output channels per tile */
+#define DDQ_ALWAYS_INLINE static inline __attribute__((always_inline))
+
+void *ddq_gemm_acc8_prepare__neon(const ddq_model *model, const ddq_op *op) {
+    ddq_gemm_plan *p = ddq_gemm_plan_create(model, op, ACC8_GROUP, ACC8_BLOCK, 1, DDQ_GEMM_PANEL_BYTES);
+    if (!p) return NULL;
+    uint16_t *lengths = malloc((size_t)(p->KG + 1) * sizeof *lengths);
+    ddq_neon_acc8 *a = calloc(1, sizeof *a);
+    int ok = lengths && a && p->rq.fast;
+    int64_t used = 0;
+    for (int64_t b = 0; ok && b < p->blocks; b++) {
+        const int64_t o0 = b * ACC8_BLOCK;
+        /* the whole of K in int16 (one run of every pair, both parities together) … */
+        ok = ddq_greedy_runs(p, o0, ACC8_BLOCK, 0, p->KG, 0, INT16_MIN, INT16_MAX, p->KG, lengths) == 1;
+        /* … and runs of pairs in int8, each parity apart */
+        const int64_t runs =
+            ok ? ddq_greedy_runs(p, o0, ACC8_BLOCK, 0, p->KG, 1, INT8_MIN, INT8_MAX, UINT16_MAX, lengths) : -1;
+        ok = runs > 0;
+        p->run_begin[b] = used;
+        for (int64_t r = 0; ok && r < runs; r++) p->runs[used++] = (ddq_run){lengths[r], 0};
+    }
+    free(lengths);
+    if (!ok) {
+        free(a);
+        ddq_gemm_plan_free(p);
+        return NULL; /* not every block fits: the int16 / int32 paths take the op */
+    }
+    p->run_begin[p->blocks] = used;
+    a->path = DDQ_CONV_GEMM_ACC8;
+    a->plan = p;
+    return a;
+}
+
+void ddq_gemm_acc8_release__neon(void *prepared) {
+    ddq_neon_acc8 *a = prepared;
+    ddq_gemm_plan_free(a->plan);
+    free(a);
+}
+
+size_t ddq_gemm_acc8_scratch_bytes__neon(const ddq_model *model, const ddq_op *op) {
+    return ddq_gemm_scratch_bytes(model, op, ACC8_GROUP, DDQ_GEMM_PANEL_BYTES);
+}
+
+/* What a tile's epilogue needs. */
+typedef struct acc8_out {
+    const ddq_gemm_plan *p;
+    int16x8_t zp;
+    uint8x16_t lo, hi;
+    int64_t P; /* output pixels: the channel planes' pitch */
+} acc8_out;
+
+/* Channel o's nv × 8 int16 sums, + its folded bias, requantized and stored (count pixels; all
+ * 8 · nv unless the tile is the panel's last). */
+DDQ_ALWAYS_INLINE void store_channel(const acc8_out *q, int64_t o, const int16x8_t *s, uint8_t *y, int64_t count,
+                                     const int nv, const int shift) {
+    const ddq_requant_plan *rq = &q->p->rq;
+    const int32x4_t b = vld1q_dup_s32(q->p->bias + o), m0 = vld1q_dup_s32(rq->m0 + o);
+    const int32x4_t nr = vld1q_dup_s32(rq->neg_rshift + o);
+    const int32x4_t l = shift ? vld1q_dup_s32(rq->lshift + o) : m0;
+    int16x8_t h[3];
+    for (int v = 0; v < nv; v++)
+        h[v] = ddq_mbqm_fast_s16(vaddw_s16(b, vget_low_s16(s[v])), vaddw_high_s16(b, s[v]), m0, nr, l, q->zp, shift);
+    const uint8x16_t u01 = nv > 1 ? vqmovun_high_s16(vqmovun_s16(h[0]), h[1]) : vcombine_u8(vqmovun_s16(h[0]),
+                                                                                               vqmovun_s16(h[0]));
+    const uint8x16_t c01 = vminq_u8(vmaxq_u8(u01, q->lo), q->hi);
+    if (count == 8 * nv) {
+        if (nv == 1) {
+            vst1_u8(y, vget_low_u8(c01));
+            return;
+        }
+        vst1q_u8(y, c01);
+        if (nv == 3) vst1_u8(y + 16, vmin_u8(vmax_u8(vqmovun_s16(h[2]), vget_low_u8(q->lo)), vget_low_u8(q->hi)));
+        return;
+    }
+    ddq_store_u8x8_partial(y, vget_low_u8(c01), count < 8 ? count : 8);
+    if (count > 8) ddq_store_u8x8_partial(y + 8, vget_high_u8(c01), count - 8 < 8 ? count - 8 : 8);
+    if (count > 16)
+        ddq_store_u8x8_partial(y + 16, vmin_u8(vmax_u8(vqmovun_s16(h[2]), vget_low_u8(q->lo)), vget_low_u8(q->hi)),
+                               count - 16);
+}
+
+/* The byte sums of one run of `length` pairs from xr / wr (advanced past it) into c. */
+DDQ_ALWAYS_INLINE void run_bytes(const int8_t **xr, const int8_t **wr, int64_t pitch, int64_t length,
+                                 int8x16_t c[ACC8_BLOCK][3], const int nv) {
+    const int8_t *x = *xr, *w = *wr;
+    { /* the run's first pair: MUL, so nothing needs zeroing */
+        const int16x8x4_t wv = vld4q_dup_s16((const int16_t *)w);
+        int8x16_t xv[3];
+        for (int v = 0; v < nv; v++) xv[v] = vld1q_s8(x + 16 * v);
+        for (int i = 0; i < ACC8_BLOCK; i++)
+            for (int v = 0; v < nv; v++) c[i][v] = vmulq_s8(xv[v], vreinterpretq_s8_s16(wv.val[i]));
+        x += pitch;
+        w += ACC8_BLOCK * ACC8_GROUP;
+    }
+#pragma GCC unroll 2
+    for (int64_t g = 1; g < length; g++, x += pitch, w += ACC8_BLOCK * ACC8_GROUP) {
+        const int16x8x4_t wv = vld4q_dup_s16((const int16_t *)w);
+        int8x16_t xv[3];
+        for (int v = 0; v < nv; v++) xv[v] = vld1q_s8(x + 16 * v);
+        for (int i = 0; i < ACC8_BLOCK; i++)
+            for (int v = 0; v < nv; v++) c[i][v] = vmlaq_s8(c[i][v], xv[v], vreinterpretq_s8_s16(wv.val[i]));
+    }
+    *xr = x;
+    *wr = w;
+}
+
+/* 4 channels (o0 … o0 + 3; those in [ob, oe) stored) × 8 · nv pixels of the panel from xp
+ * (pitch: bytes per panel row of pairs), count of them stored at y. */
+DDQ_ALWAYS_INLINE void tile_4xN(const acc8_out *q, const int8_t *xp, int64_t pitch, const int8_t *wb,
+                                const ddq_run *runs, int64_t nruns, int64_t o0, int64_t ob, int64_t oe, uint8_t *y,
+                                int64_t count, const int nv, const int shift) {
+    int16x8_t s[ACC8_BLOCK][3];
+    int8x16_t c[ACC8_BLOCK][3];
+    const int8_t *xr = xp, *wr = wb;
+    /* prepare gave every block at least one run; each pixel's two parities go into its int16 lane */
+    run_bytes(&xr, &wr, pitch, runs[0].length, c, nv);
+    for (int i = 0; i < ACC8_BLOCK; i++)
+        for (int v = 0; v < nv; v++) s[i][v] = vpaddlq_s8(c[i][v]);
+    for (int64_t ri = 1; ri < nruns; ri++) {
+        run_bytes(&xr, &wr, pitch, runs[ri].length, c, nv);
+        for (int i = 0; i < ACC8_BLOCK; i++)
+            for (int v = 0; v < nv; v++) s[i][v] = vpadalq_s8(s[i][v], c[i][v]);
+    }
+    for (int i = 0; i < ACC8_BLOCK; i++)
+        if (o0 + i >= ob && o0 + i < oe) store_channel(q, o0 + i, s[i], y + (o0 + i) * q->P, count, nv, shift);
+}
+
+DDQ_ALWAYS_INLINE void gemm_acc8(const ddq_op_args *a, int64_t begin, int64_t end, const int shift) {
+    const ddq_gemm_plan *p = ((const ddq_neon_acc8 *)a->prepared)->plan;
+    const ddq_tensor *yt = a->out;
+    const int64_t P = yt->shape[2] * yt->shape[3], PP = p->panel_pixels, pitch = PP * ACC8_GROUP;
+    int8_t *panel = a->scratch;
+    int8_t *rows = panel + (p->KG * pitch + 63) / 64 * 64;
+    const acc8_out q = {p, vdupq_n_s16((int16_t)yt->zero_point), vdupq_n_u8((uint8_t)a->op->act_min),
+                        vdupq_n_u8((uint8_t)a->op->act_max), P};
+    uint8_t *y = a->y;
+    for (int64_t p0 = 0; p0 < P; p0 += PP) {
+        const int64_t n = P - p0 < PP ? P - p0 : PP;
+        ddq_build_panel(p, a->op, a->in[0], a->in[1], yt, a->x[0], p0, n, panel, rows);
+        for (int64_t b = begin / ACC8_BLOCK; b * ACC8_BLOCK < end; b++) {
+            const int64_t o0 = b * ACC8_BLOCK;
+            const int8_t *wb = p->w + b * p->KG * ACC8_BLOCK * ACC8_GROUP;
+            const ddq_run *runs = p->runs + p->run_begin[b];
+            const int64_t nruns = p->run_begin[b + 1] - p->run_begin[b];
+            int64_t j = 0;
+            for (; n - j >= 24; j += 24)
+                tile_4xN(&q, panel + j * ACC8_GROUP, pitch, wb, runs, nruns, o0, begin, end, y + p0 + j, 24, 3, shift);
+            const int64_t rest = n - j;
+            if (rest > 16)
+                tile_4xN(&q, panel + j * ACC8_GROUP, pitch, wb, runs, nruns, o0, begin, end, y + p0 + j, rest, 3, shift);
+            else if (rest > 8)
+                tile_4xN(&q, panel + j * ACC8_GROUP, pitch, wb, runs, nruns, o0, begin, end, y + p0 + j, rest, 2, shift);
+            else if (rest > 0)
+                tile_4xN(&q, panel + j * ACC8_GROUP, pitch, wb, runs, nruns, o0, begin, end, y + p0 + j, rest, 1, shift);
+        }
+    }
+}
+
+void ddq_conv_gemm_acc8__neon(const ddq_op_args *a, int64_t begin, int64_t end) {
+    if (((const ddq_neon_acc8 *)a->prepared)->plan->rq.lshift_any) gemm_acc8(a, begin, end, 1);
+    else gemm_acc8(a, begin, end, 0);
+}
