@@ -41,9 +41,11 @@ FUZZ_RUNS = 100_000
 # lanes on the neon set; test_runtime checks each block's K_blk against a brute-force search.
 DEMO_ACC16_PLAN = (f"{DEMO_BUNDLE}: int16 accumulation in 34 of 35 GEMM convolutions "
                    "(705 of 707 blocks of 8 channels)")
-# and its int8 accumulation plan (conv_gemm_4x24c2_acc8__neon.c): the lowest-bit convolutions sum
-# runs of products in byte lanes; test_runtime checks every run against a direct computation.
-DEMO_ACC8_PLAN = f"{DEMO_BUNDLE}: int8 accumulation in 15 of 35 GEMM convolutions"
+# and the path the neon set takes for each: the lowest-bit convolutions sum runs of products in
+# byte lanes (conv_gemm_4x24c2_acc8__neon.c); test_runtime checks every run of the plans on pairs
+# of taps (gemm_pairs__neon.c) against a direct computation.
+DEMO_NEON_PATHS = (f"{DEMO_BUNDLE}: neon GEMM paths of 35 convolutions: int8 accumulation 15, int16 20, "
+                   "byte products in int16 0")
 
 
 def need(*tools: str) -> None:
@@ -215,7 +217,7 @@ def test_aarch64_build_is_bit_exact_under_qemu(arm_build, conformance_cases, dem
     out = sh(*qemu, arm_build / "test_runtime", DEMO_BUNDLE).stdout
     assert "all checks passed" in out
     assert DEMO_ACC16_PLAN in out.splitlines()  # the low-bit layers take the int16 path
-    assert DEMO_ACC8_PLAN in out.splitlines()  # and the lowest-bit ones the int8 path
+    assert DEMO_NEON_PATHS in out.splitlines()  # and the lowest-bit ones the int8 path
     expected_features = "asimd asimdhp asimddp" if cpu == "cortex-a76" else "asimd"
     assert f"(cpu: {expected_features})" in out  # the dispatch sees what each core has
     info = sh(*qemu, arm_build / "ddq-run", DEMO_BUNDLE, "--info").stdout

@@ -251,7 +251,7 @@ def kernel_cases(seed: int = 0) -> list[KernelCase]:
 
 
 def _acc8_cases(rng: np.random.Generator) -> list[KernelCase]:
-    """The int8-accumulating GEMM (neon) at its bounds: 1-bit inputs (x − c ∈ {0, 1}) at their
+    """The GEMMs on pairs of taps (neon) at their lanes' bounds. The int8-accumulating one: 1-bit inputs (x − c ∈ {0, 1}) at their
     top, so every sum reaches its interval bound. Runs of two pairs summing 127 and −128 exactly,
     runs of one where two would sum 128 or 254; the int16 bound of the whole
     sum at 32767 and −32768 (admitted) and at 32768 (refused: the int16 path takes the op)."""
@@ -271,6 +271,16 @@ def _acc8_cases(rng: np.random.Generator) -> list[KernelCase]:
         wt[2] = sign * np.append(np.full(k - 1, 127), total - 127 * (k - 1))
         cases.append(_conv_case(rng, f"1x1 acc8 int16 bound {sign * total}", c=k, h=2, w=13, o=5, in_bits=1,
                                 in_zp=0, extreme=True, weights=wt.reshape(5, k, 1, 1), bias="zero"))
+    # the int16 lanes of byte products (mull: 8-bit inputs, K ≥ 48): x − c = −128 everywhere at
+    # the grid's bottom; runs of three pairs reach −128 · (127 + 127 + 2) = −32768 exactly, and
+    # where the third weight is 3 the runs stop at two
+    w = rng.integers(-3, 4, size=(8, 60)).astype(np.int8)
+    w[0, 0::2] = np.tile([127, 127, 2], 10)
+    w[4, 0::2] = np.tile([127, 127, 3], 10)
+    for extreme in (True, False):
+        cases.append(_conv_case(rng, f"1x1 mull runs at -32768 ({'bottom' if extreme else 'random'})", c=60, h=3,
+                                w=7, o=8, in_bits=8, in_zp=255, extreme=extreme, weights=w.reshape(8, 60, 1, 1),
+                                bias="zero"))
     return cases
 
 

@@ -615,74 +615,67 @@ static void test_acc16_plan(const char *path) {
 }
 
 #if defined(__aarch64__)
-/* The neon set's int8 accumulation plan (conv_gemm_4x24c2_acc8__neon.c) of every GEMM conv2d of a
- * bundle, against a direct computation from the int8 weights: an admitted op's runs cover every
- * pair of taps of each block of 4 channels; per channel and tap parity the interval bound of a
- * run's sum (w · v, v ∈ [qmin − c, qmax − c]) lies in int8, and the run is as long as it can be;
- * the bound of the whole sum lies in int16. A refused op breaks one of these or the fast
- * requantization. Prints how many convolutions take the path. */
+/* The neon set's plans on pairs of taps (gemm_pairs__neon.c) of every GEMM conv2d of a bundle,
+ * against a direct computation from the int8 weights, for both lane types (int8: acc8, int16:
+ * mull): an admitted op's runs cover every pair of taps of each block of 4 channels; per channel
+ * and tap parity the interval bound of a run's sum (w · v, v ∈ [qmin − c, qmax − c]) lies in the
+ * lane type, and the run is as long as it can be; for acc8 the bound of the whole sum lies in
+ * int16 and the fast requantization holds. A refused op breaks one of these. Prints which path
+ * the neon set takes for how many convolutions. */
 static void interval_add(int64_t w, int64_t lo, int64_t hi, int64_t *mn, int64_t *mx) {
     *mn += w * lo < w * hi ? w * lo : w * hi;
     *mx += w * lo < w * hi ? w * hi : w * lo;
 }
 
-static void test_acc8_plan(const char *path) {
-    ddq_model *model = NULL;
-    ddq_error error;
-    if (ddq_model_load_file(path, &model, &error) != DDQ_OK) {
-        CHECK(0, "%s", error.message);
-        return;
-    }
-    int convs = 0, acc8_convs = 0;
-    for (uint32_t i = 0; i < model->op_count; i++) {
-        const ddq_op *op = &model->ops[i];
-        const ddq_tensor *xt = &model->tensors[op->inputs[0]], *wt = &model->tensors[op->inputs[1]];
-        if (op->kind != DDQ_OP_CONV2D || ddq_conv_path(op, xt, wt) != DDQ_CONV_GEMM) continue;
-        convs++;
-        const int64_t O = wt->shape[0], K = wt->shape[1] * wt->shape[2] * wt->shape[3], KG = (K + 1) / 2;
-        const int8_t *w = wt->data;
-        ddq_neon_acc8 *a = ddq_gemm_acc8_prepare__neon(model, op);
-        const int32_t c = ddq_panel_offset(xt, 1);
-        const int64_t lo = xt->qmin - c, hi = xt->qmax - c;
-        CHECK(lo >= -128 && hi <= 127, "%s: op %u: x − c in [%lld, %lld]", path, i, (long long)lo, (long long)hi);
-        int admissible = 1;
-        for (int64_t o0 = 0; o0 < O; o0 += 4) {
-            const ddq_run *runs = a ? a->plan->runs + a->plan->run_begin[o0 / 4] : NULL;
-            const int64_t nruns = a ? a->plan->run_begin[o0 / 4 + 1] - a->plan->run_begin[o0 / 4] : 0;
-            int64_t g = 0, r = 0;
-            for (int64_t o = o0; o < o0 + 4 && o < O; o++) { /* the whole sum in int16 */
-                int64_t mn = 0, mx = 0;
-                for (int64_t k = 0; k < K; k++) interval_add(w[o * K + k], lo, hi, &mn, &mx);
-                if (mn < INT16_MIN || mx > INT16_MAX) admissible = 0;
-            }
-            while (g < KG) { /* the greedy runs, found again */
-                int64_t mn[4][2] = {{0}}, mx[4][2] = {{0}}, length = 0;
-                for (; g < KG; g++, length++) {
-                    int fits = 1;
-                    int64_t nmn[4][2], nmx[4][2];
-                    for (int64_t o = o0; o < o0 + 4; o++)
-                        for (int j = 0; j < 2; j++) {
-                            const int64_t k = 2 * g + j;
-                            nmn[o - o0][j] = mn[o - o0][j], nmx[o - o0][j] = mx[o - o0][j];
-                            if (o < O && k < K) interval_add(w[o * K + k], lo, hi, &nmn[o - o0][j], &nmx[o - o0][j]);
-                            fits &= nmn[o - o0][j] >= INT8_MIN && nmx[o - o0][j] <= INT8_MAX;
-                        }
-                    if (!fits) break;
-                    memcpy(mn, nmn, sizeof mn);
-                    memcpy(mx, nmx, sizeof mx);
-                }
-                if (length == 0) {
-                    admissible = 0;
-                    break;
-                }
-                if (a) {
-                    CHECK(r < nruns && runs[r].length == length, "%s: op %u block %ld run %ld: length %d, expected %ld",
-                          path, i, (long)(o0 / 4), (long)r, r < nruns ? runs[r].length : -1, (long)length);
-                }
-                r++;
-            }
-            if (a) CHECK(r == nruns, "%s: op %u block %ld: %ld runs, expected %ld", path, i, (long)(o0 / 4), (long)nruns, (long)r);
+static void check_pairs_plan(const char *path, const ddq_model *model, uint32_t i, int kind) {
+    const ddq_op *op = &model->ops[i];
+    const ddq_tensor *xt = &model->tensors[op->inputs[0]], *wt = &model->tensors[op->inputs[1]];
+    const int64_t O = wt->shape[0], K = wt->shape[1] * wt->shape[2] * wt->shape[3], KG = (K + 1) / 2;
+    const int64_t lane_min = kind == DDQ_CONV_GEMM_ACC8 ? INT8_MIN : INT16_MIN;
+    const int64_t lane_max = kind == DDQ_CONV_GEMM_ACC8 ? INT8_MAX : INT16_MAX;
+    const int8_t *w = wt->data;
+    ddq_neon_pairs *a = ddq_gemm_pairs_prepare__neon(model, op, kind);
+    const int32_t c = ddq_panel_offset(xt, 1);
+    const int64_t lo = xt->qmin - c, hi = xt->qmax - c;
+    CHECK(lo >= -128 && hi <= 127, "%s: op %u: x − c in [%lld, %lld]", path, i, (long long)lo, (long long)hi);
+    int admissible = 1;
+    for (int64_t o0 = 0; o0 < O; o0 += 4) {
+        const ddq_run *runs = a ? a->plan->runs + a->plan->run_begin[o0 / 4] : NULL;
+        const int64_t nruns = a ? a->plan->run_begin[o0 / 4 + 1] - a->plan->run_begin[o0 / 4] : 0;
+        int64_t g = 0, r = 0;
+        for (int64_t o = o0; kind == DDQ_CONV_GEMM_ACC8 && o < o0 + 4 && o < O; o++) { /* the whole sum in int16 */
+            int64_t mn = 0, mx = 0;
+            for (int64_t k = 0; k < K; k++) interval_add(w[o * K + k], lo, hi, &mn, &mx);
+            if (mn < INT16_MIN || mx > INT16_MAX) admissible = 0;
         }
+        while (g < KG) { /* the greedy runs, found again */
+            int64_t mn[4][2] = {{0}}, mx[4][2] = {{0}}, length = 0;
+            for (; g < KG; g++, length++) {
+                int fits = 1;
+                int64_t nmn[4][2], nmx[4][2];
+                for (int64_t o = o0; o < o0 + 4; o++)
+                    for (int j = 0; j < 2; j++) {
+                        const int64_t k = 2 * g + j;
+                        nmn[o - o0][j] = mn[o - o0][j], nmx[o - o0][j] = mx[o - o0][j];
+                        if (o < O && k < K) interval_add(w[o * K + k], lo, hi, &nmn[o - o0][j], &nmx[o - o0][j]);
+                        fits &= nmn[o - o0][j] >= lane_min && nmx[o - o0][j] <= lane_max;
+                    }
+                if (!fits) break;
+                memcpy(mn, nmn, sizeof mn);
+                memcpy(mx, nmx, sizeof mx);
+            }
+            if (length == 0) {
+                admissible = 0;
+                break;
+            }
+            if (a)
+                CHECK(r < nruns && runs[r].length == length, "%s: op %u block %ld run %ld: length %d, expected %ld",
+                      path, i, (long)(o0 / 4), (long)r, r < nruns ? runs[r].length : -1, (long)length);
+            r++;
+        }
+        if (a) CHECK(r == nruns, "%s: op %u block %ld: %ld runs, expected %ld", path, i, (long)(o0 / 4), (long)nruns, (long)r);
+    }
+    if (kind == DDQ_CONV_GEMM_ACC8) {
         ddq_requant_plan rq = {0};
         int64_t *bound = malloc((size_t)O * sizeof *bound);
         for (int64_t o = 0; o < O; o++) bound[o] = ddq_accumulator_bound(xt, wt, &model->tensors[op->inputs[2]], o);
@@ -690,12 +683,36 @@ static void test_acc8_plan(const char *path) {
         admissible &= rq.fast;
         ddq_requant_plan_free(&rq);
         free(bound);
-        CHECK(admissible == (a != NULL), "%s: op %u: int8 accumulation %s, expected %s", path, i, a ? "taken" : "refused",
-              admissible ? "taken" : "refused");
-        acc8_convs += a != NULL;
-        if (a) ddq_gemm_acc8_release__neon(a);
     }
-    printf("%s: int8 accumulation in %d of %d GEMM convolutions\n", path, acc8_convs, convs);
+    CHECK(admissible == (a != NULL), "%s: op %u: path %d %s, expected %s", path, i, kind, a ? "taken" : "refused",
+          admissible ? "taken" : "refused");
+    if (a) ddq_gemm_pairs_release__neon(a);
+}
+
+static void test_pairs_plans(const char *path) {
+    ddq_model *model = NULL;
+    ddq_error error;
+    if (ddq_model_load_file(path, &model, &error) != DDQ_OK) {
+        CHECK(0, "%s", error.message);
+        return;
+    }
+    int convs = 0, taken[DDQ_CONV_GEMM_MULL + 1] = {0};
+    for (uint32_t i = 0; i < model->op_count; i++) {
+        const ddq_op *op = &model->ops[i];
+        if (op->kind != DDQ_OP_CONV2D ||
+            ddq_conv_path(op, &model->tensors[op->inputs[0]], &model->tensors[op->inputs[1]]) != DDQ_CONV_GEMM)
+            continue;
+        convs++;
+        check_pairs_plan(path, model, i, DDQ_CONV_GEMM_ACC8);
+        check_pairs_plan(path, model, i, DDQ_CONV_GEMM_MULL);
+        void *prepared = ddq_kernels_neon.prepare(model, op);
+        CHECK(prepared != NULL, "%s: op %u not prepared", path, i);
+        if (!prepared) continue;
+        taken[*(const int *)prepared]++;
+        ddq_kernels_neon.release(prepared);
+    }
+    printf("%s: neon GEMM paths of %d convolutions: int8 accumulation %d, int16 %d, byte products in int16 %d\n",
+           path, convs, taken[DDQ_CONV_GEMM_ACC8], taken[DDQ_CONV_GEMM], taken[DDQ_CONV_GEMM_MULL]);
     ddq_model_free(model);
 }
 #endif
@@ -714,7 +731,7 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) test_bundle_kernel_sets(argv[i]);
     for (int i = 1; i < argc; i++) test_acc16_plan(argv[i]);
 #if defined(__aarch64__)
-    for (int i = 1; i < argc; i++) test_acc8_plan(argv[i]);
+    for (int i = 1; i < argc; i++) test_pairs_plans(argv[i]);
 #endif
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);

@@ -23,53 +23,11 @@
  * requantization is exact by the plan's bound check (ddq_requant_plan.fast). Columns past the
  * panel's pixels hold other values; lanes are independent and SADALP pairs the lanes of one
  * pixel, so they only reach outputs that are not stored. */
-#include <stdlib.h>
-
 #include "neon.h"
 
-#define ACC8_GROUP 2
-#define ACC8_BLOCK 4 /* output channels per tile */
+#define ACC8_GROUP DDQ_PAIRS_GROUP
+#define ACC8_BLOCK DDQ_PAIRS_BLOCK /* output channels per tile */
 #define DDQ_ALWAYS_INLINE static inline __attribute__((always_inline))
-
-void *ddq_gemm_acc8_prepare__neon(const ddq_model *model, const ddq_op *op) {
-    ddq_gemm_plan *p = ddq_gemm_plan_create(model, op, ACC8_GROUP, ACC8_BLOCK, 1, DDQ_GEMM_PANEL_BYTES);
-    if (!p) return NULL;
-    uint16_t *lengths = malloc((size_t)(p->KG + 1) * sizeof *lengths);
-    ddq_neon_acc8 *a = calloc(1, sizeof *a);
-    int ok = lengths && a && p->rq.fast;
-    int64_t used = 0;
-    for (int64_t b = 0; ok && b < p->blocks; b++) {
-        const int64_t o0 = b * ACC8_BLOCK;
-        /* the whole of K in int16 (one run of every pair, both parities together) … */
-        ok = ddq_greedy_runs(p, o0, ACC8_BLOCK, 0, p->KG, 0, INT16_MIN, INT16_MAX, p->KG, lengths) == 1;
-        /* … and runs of pairs in int8, each parity apart */
-        const int64_t runs =
-            ok ? ddq_greedy_runs(p, o0, ACC8_BLOCK, 0, p->KG, 1, INT8_MIN, INT8_MAX, UINT16_MAX, lengths) : -1;
-        ok = runs > 0;
-        p->run_begin[b] = used;
-        for (int64_t r = 0; ok && r < runs; r++) p->runs[used++] = (ddq_run){lengths[r], 0};
-    }
-    free(lengths);
-    if (!ok) {
-        free(a);
-        ddq_gemm_plan_free(p);
-        return NULL; /* not every block fits: the int16 / int32 paths take the op */
-    }
-    p->run_begin[p->blocks] = used;
-    a->path = DDQ_CONV_GEMM_ACC8;
-    a->plan = p;
-    return a;
-}
-
-void ddq_gemm_acc8_release__neon(void *prepared) {
-    ddq_neon_acc8 *a = prepared;
-    ddq_gemm_plan_free(a->plan);
-    free(a);
-}
-
-size_t ddq_gemm_acc8_scratch_bytes__neon(const ddq_model *model, const ddq_op *op) {
-    return ddq_gemm_scratch_bytes(model, op, ACC8_GROUP, DDQ_GEMM_PANEL_BYTES);
-}
 
 /* What a tile's epilogue needs. */
 typedef struct acc8_out {
@@ -156,7 +114,7 @@ DDQ_ALWAYS_INLINE void tile_4xN(const acc8_out *q, const int8_t *xp, int64_t pit
 }
 
 DDQ_ALWAYS_INLINE void gemm_acc8(const ddq_op_args *a, int64_t begin, int64_t end, const int shift) {
-    const ddq_gemm_plan *p = ((const ddq_neon_acc8 *)a->prepared)->plan;
+    const ddq_gemm_plan *p = ((const ddq_neon_pairs *)a->prepared)->plan;
     const ddq_tensor *yt = a->out;
     const int64_t P = yt->shape[2] * yt->shape[3], PP = p->panel_pixels, pitch = PP * ACC8_GROUP;
     int8_t *panel = a->scratch;
@@ -187,6 +145,6 @@ DDQ_ALWAYS_INLINE void gemm_acc8(const ddq_op_args *a, int64_t begin, int64_t en
 }
 
 void ddq_conv_gemm_acc8__neon(const ddq_op_args *a, int64_t begin, int64_t end) {
-    if (((const ddq_neon_acc8 *)a->prepared)->plan->rq.lshift_any) gemm_acc8(a, begin, end, 1);
+    if (((const ddq_neon_pairs *)a->prepared)->plan->rq.lshift_any) gemm_acc8(a, begin, end, 1);
     else gemm_acc8(a, begin, end, 0);
 }

@@ -38,17 +38,22 @@ void ddq_conv_gemm__neon(const ddq_op_args *a, int64_t begin, int64_t end);
 void ddq_conv_gemm_acc16_block__neon(const ddq_packed_conv *pc, int32_t zp, int32_t lo, int32_t hi,
                                      const int16_t *panel, int64_t nps, int64_t n, int64_t o0, int64_t ob,
                                      int64_t oe, uint8_t *y, int64_t P, int pair);
-/* The GEMM with int8 accumulation (conv_gemm_4x24c2_acc8__neon.c) for the ops whose bounds admit
- * it: prepare returns NULL otherwise. The plan has group 2, blocks of 4 channels and each
- * block's runs of pairs of taps summed in int8 lanes. */
-typedef struct ddq_neon_acc8 {
-    int path; /* DDQ_CONV_GEMM_ACC8 */
+/* The GEMMs on pairs of taps (gemm_pairs__neon.c): a gemm_plan with group 2 and blocks of 4
+ * channels whose runs of pairs sum in narrow lanes, byte lanes (DDQ_CONV_GEMM_ACC8,
+ * conv_gemm_4x24c2_acc8__neon.c) or int16 lanes of byte products (DDQ_CONV_GEMM_MULL,
+ * conv_gemm_4x8c2_mull__neon.c). prepare returns NULL when the op's bounds do not admit the
+ * path. */
+#define DDQ_PAIRS_GROUP 2
+#define DDQ_PAIRS_BLOCK 4
+typedef struct ddq_neon_pairs {
+    int path; /* DDQ_CONV_GEMM_ACC8 or DDQ_CONV_GEMM_MULL */
     ddq_gemm_plan *plan;
-} ddq_neon_acc8;
-void *ddq_gemm_acc8_prepare__neon(const ddq_model *model, const ddq_op *op);
-void ddq_gemm_acc8_release__neon(void *prepared);
-size_t ddq_gemm_acc8_scratch_bytes__neon(const ddq_model *model, const ddq_op *op);
+} ddq_neon_pairs;
+void *ddq_gemm_pairs_prepare__neon(const ddq_model *model, const ddq_op *op, int path);
+void ddq_gemm_pairs_release__neon(void *prepared);
+size_t ddq_gemm_pairs_scratch_bytes__neon(const ddq_model *model, const ddq_op *op);
 void ddq_conv_gemm_acc8__neon(const ddq_op_args *a, int64_t begin, int64_t end);
+void ddq_conv_gemm_mull__neon(const ddq_op_args *a, int64_t begin, int64_t end);
 /* Depthwise 3×3 (dwconv3x3__neon.c): its own preparation; the object starts with int
  * DDQ_CONV_DW3X3. */
 void *ddq_dw_prepare__neon(const ddq_model *model, const ddq_op *op);
