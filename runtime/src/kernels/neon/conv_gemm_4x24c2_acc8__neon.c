@@ -94,17 +94,18 @@ DDQ_ALWAYS_INLINE void run_bytes(const int8_t **xr, const int8_t **wr, int64_t p
 
 /* 4 channels (o0 … o0 + 3; those in [ob, oe) stored) × 8 · nv pixels of the panel from xp
  * (pitch: bytes per panel row of pairs), count of them stored at y. */
-DDQ_ALWAYS_INLINE void tile_4xN(const acc8_out *q, const int8_t *xp, int64_t pitch, const int8_t *wb,
-                                const ddq_run *runs, int64_t nruns, int64_t o0, int64_t ob, int64_t oe, uint8_t *y,
-                                int64_t count, const int nv, const int shift) {
+DDQ_ALWAYS_INLINE void tile_4xN(const acc8_out *q, const int8_t *xp, int64_t pitch, const ddq_pairs_block *blk,
+                                int64_t o0, int64_t ob, int64_t oe, uint8_t *y, int64_t count, const int nv,
+                                const int shift) {
+    const ddq_run *runs = blk->runs;
     int16x8_t s[ACC8_BLOCK][3];
     int8x16_t c[ACC8_BLOCK][3];
-    const int8_t *xr = xp, *wr = wb;
+    const int8_t *xr = xp, *wr = blk->w;
     /* prepare gave every block at least one run; each pixel's two parities go into its int16 lane */
     run_bytes(&xr, &wr, pitch, runs[0].length, c, nv);
     for (int i = 0; i < ACC8_BLOCK; i++)
         for (int v = 0; v < nv; v++) s[i][v] = vpaddlq_s8(c[i][v]);
-    for (int64_t ri = 1; ri < nruns; ri++) {
+    for (int64_t ri = 1; ri < blk->nruns; ri++) {
         run_bytes(&xr, &wr, pitch, runs[ri].length, c, nv);
         for (int i = 0; i < ACC8_BLOCK; i++)
             for (int v = 0; v < nv; v++) s[i][v] = vpadalq_s8(s[i][v], c[i][v]);
@@ -126,20 +127,16 @@ DDQ_ALWAYS_INLINE void gemm_acc8(const ddq_op_args *a, int64_t begin, int64_t en
         const int64_t n = P - p0 < PP ? P - p0 : PP;
         ddq_build_panel(p, a->op, a->in[0], a->in[1], yt, a->x[0], p0, n, panel, rows);
         for (int64_t b = begin / ACC8_BLOCK; b * ACC8_BLOCK < end; b++) {
+            const ddq_pairs_block blk = ddq_pairs_block_of(p, b);
             const int64_t o0 = b * ACC8_BLOCK;
-            const int8_t *wb = p->w + b * p->KG * ACC8_BLOCK * ACC8_GROUP;
-            const ddq_run *runs = p->runs + p->run_begin[b];
-            const int64_t nruns = p->run_begin[b + 1] - p->run_begin[b];
             int64_t j = 0;
             for (; n - j >= 24; j += 24)
-                tile_4xN(&q, panel + j * ACC8_GROUP, pitch, wb, runs, nruns, o0, begin, end, y + p0 + j, 24, 3, shift);
+                tile_4xN(&q, panel + j * ACC8_GROUP, pitch, &blk, o0, begin, end, y + p0 + j, 24, 3, shift);
             const int64_t rest = n - j;
-            if (rest > 16)
-                tile_4xN(&q, panel + j * ACC8_GROUP, pitch, wb, runs, nruns, o0, begin, end, y + p0 + j, rest, 3, shift);
-            else if (rest > 8)
-                tile_4xN(&q, panel + j * ACC8_GROUP, pitch, wb, runs, nruns, o0, begin, end, y + p0 + j, rest, 2, shift);
-            else if (rest > 0)
-                tile_4xN(&q, panel + j * ACC8_GROUP, pitch, wb, runs, nruns, o0, begin, end, y + p0 + j, rest, 1, shift);
+            const int8_t *xp = panel + j * ACC8_GROUP;
+            if (rest > 16) tile_4xN(&q, xp, pitch, &blk, o0, begin, end, y + p0 + j, rest, 3, shift);
+            else if (rest > 8) tile_4xN(&q, xp, pitch, &blk, o0, begin, end, y + p0 + j, rest, 2, shift);
+            else if (rest > 0) tile_4xN(&q, xp, pitch, &blk, o0, begin, end, y + p0 + j, rest, 1, shift);
         }
     }
 }

@@ -66,18 +66,17 @@ DDQ_ALWAYS_INLINE void widen(int32x4_t s[DDQ_PAIRS_BLOCK][2], int16x8_t c[DDQ_PA
 
 /* 4 channels (o0 … o0 + 3; those in [ob, oe) stored) × 8 pixels of the panel from xp (pitch:
  * bytes per panel row of pairs), count of them stored at y. */
-DDQ_ALWAYS_INLINE void tile_4x8(const mull_out *q, const int8_t *xp, int64_t pitch, const int8_t *wb,
-                                const ddq_run *runs, int64_t nruns, int64_t o0, int64_t ob, int64_t oe,
-                                uint8_t *y, int64_t count, const int fast) {
+DDQ_ALWAYS_INLINE void tile_4x8(const mull_out *q, const int8_t *xp, int64_t pitch, const ddq_pairs_block *blk,
+                                int64_t o0, int64_t ob, int64_t oe, uint8_t *y, int64_t count, const int fast) {
     int32x4_t s[DDQ_PAIRS_BLOCK][2];
     for (int i = 0; i < DDQ_PAIRS_BLOCK; i++) s[i][0] = s[i][1] = vld1q_dup_s32(q->p->bias + o0 + i);
-    const int8_t *x = xp, *w = wb;
+    const int8_t *x = xp, *w = blk->w;
     const int64_t step = DDQ_PAIRS_BLOCK * DDQ_PAIRS_GROUP; /* weight bytes per pair of taps */
-    for (int64_t ri = 0; ri < nruns; ri++) {
+    for (int64_t ri = 0; ri < blk->nruns; ri++) {
         int16x8_t c[DDQ_PAIRS_BLOCK][2];
         pair_products(c, x, w, 1); /* SMULL: nothing needs zeroing */
         x += pitch, w += step;
-        for (int64_t g = 1; g < runs[ri].length; g++, x += pitch, w += step) pair_products(c, x, w, 0);
+        for (int64_t g = 1; g < blk->runs[ri].length; g++, x += pitch, w += step) pair_products(c, x, w, 0);
         widen(s, c);
     }
     for (int i = 0; i < DDQ_PAIRS_BLOCK; i++)
@@ -96,13 +95,10 @@ DDQ_ALWAYS_INLINE void gemm_mull(const ddq_op_args *a, int64_t begin, int64_t en
         const int64_t n = P - p0 < PP ? P - p0 : PP;
         ddq_build_panel(p, a->op, a->in[0], a->in[1], yt, a->x[0], p0, n, panel, rows);
         for (int64_t b = begin / DDQ_PAIRS_BLOCK; b * DDQ_PAIRS_BLOCK < end; b++) {
-            const int64_t o0 = b * DDQ_PAIRS_BLOCK;
-            const int8_t *wb = p->w + b * p->KG * DDQ_PAIRS_BLOCK * DDQ_PAIRS_GROUP;
-            const ddq_run *runs = p->runs + p->run_begin[b];
-            const int64_t nruns = p->run_begin[b + 1] - p->run_begin[b];
+            const ddq_pairs_block blk = ddq_pairs_block_of(p, b);
             for (int64_t j = 0; j < n; j += 8)
-                tile_4x8(&q, panel + j * DDQ_PAIRS_GROUP, pitch, wb, runs, nruns, o0, begin, end,
-                         y + p0 + j, n - j < 8 ? n - j : 8, fast);
+                tile_4x8(&q, panel + j * DDQ_PAIRS_GROUP, pitch, &blk, b * DDQ_PAIRS_BLOCK, begin, end, y + p0 + j,
+                         n - j < 8 ? n - j : 8, fast);
         }
     }
 }

@@ -49,6 +49,16 @@ typedef struct ddq_neon_pairs {
     int path; /* DDQ_CONV_GEMM_ACC8 or DDQ_CONV_GEMM_MULL */
     ddq_gemm_plan *plan;
 } ddq_neon_pairs;
+/* Block b (channels 4b … 4b + 3) of such a plan: its weights and its runs. */
+typedef struct ddq_pairs_block {
+    const int8_t *w;
+    const ddq_run *runs;
+    int64_t nruns;
+} ddq_pairs_block;
+static inline ddq_pairs_block ddq_pairs_block_of(const ddq_gemm_plan *p, int64_t b) {
+    return (ddq_pairs_block){p->w + b * p->KG * DDQ_PAIRS_BLOCK * DDQ_PAIRS_GROUP, p->runs + p->run_begin[b],
+                             p->run_begin[b + 1] - p->run_begin[b]};
+}
 void *ddq_gemm_pairs_prepare__neon(const ddq_model *model, const ddq_op *op, int path);
 void ddq_gemm_pairs_release__neon(void *prepared);
 size_t ddq_gemm_pairs_scratch_bytes__neon(const ddq_model *model, const ddq_op *op);
