@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The system tools the C runtime's builds and tests use: a C compiler and cmake (the Python
-# extension and native builds), clang (the libFuzzer harness), the aarch64 cross compiler, its
+# extension and native builds), clang and its runtimes (the libFuzzer harness), the aarch64 cross compiler, its
 # sanitizer runtimes and qemu-user (the Cortex-A53/A72/A76 runs). Installs what is missing with apt-get when run as
 # root; otherwise prints the command to run.
 set -euo pipefail
@@ -11,6 +11,12 @@ need cc gcc
 need cmake cmake
 need ninja ninja-build
 need clang clang
+# libFuzzer and the sanitizers' runtimes for clang: a package apart from clang's own
+if command -v clang >/dev/null 2>&1; then
+  [ -e "$(clang -print-resource-dir)/lib/linux/libclang_rt.fuzzer-$(uname -m).a" ] || missing+=(libclang-rt-dev)
+else
+  missing+=(libclang-rt-dev)
+fi
 need aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu
 need qemu-aarch64 qemu-user
 [ -e /usr/aarch64-linux-gnu/lib/libc.a ] || missing+=(libc6-dev-arm64-cross)
