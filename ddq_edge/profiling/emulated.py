@@ -8,7 +8,9 @@ one-time work is excluded). One thread, a pinned environment: the counts repeat 
 from __future__ import annotations
 
 import json
+import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -72,3 +74,70 @@ def profile_emulated(result: dict[str, Any], engines: list[EngineModel], x: np.n
                 for i, row in enumerate(result["ops"]):
                     op_counts = run.between(MARK_OP_BASE + 2 * i, MARK_OP_BASE + 2 * i + 1)
                     row["instructions"] = sum(op_counts.values())
+
+
+# ----------------------------------------------------------------------------- the runtime alone
+@dataclass(frozen=True)
+class DdqCount:
+    """One ``ddq-run --count`` of a bundle on an emulated core."""
+
+    kernels: str                 # the kernel set the session ran
+    per_class: dict[str, float]  # inference thread, per inference
+    per_op: list[int]            # inference thread, one inference, instructions of each op
+    wall_seconds: float          # QEMU's time per inference (not the device's)
+
+    @property
+    def instructions(self) -> float:
+        return sum(self.per_class.values())
+
+
+def _ddq_argv(bundle: Path, kernels: str | None, threads: int, *rest: str) -> list[str]:
+    argv = ["ddq-run", str(bundle), "--threads", str(threads), *rest]
+    return argv + (["--kernels", kernels] if kernels else [])
+
+
+def count_ddq(bundle: Path, core: str, *, runs: int = 1, kernels: str | None = None,
+              threads: int = 1) -> DdqCount:
+    """Count the runtime on cortex-``core`` (zeros as input: the counts do not depend on values);
+    ``kernels`` forces a set (None: the one the runtime picks on that core)."""
+    from .. import emulation
+
+    run = emulation.run_counted(core, _ddq_argv(bundle, kernels, threads, "--info", "--count", str(runs))).check()
+    picked = re.search(r"^kernels\s+(\S+)", run.stdout, re.M)
+    ops = len([m for m in run.marks if m.id >= MARK_OP_BASE]) // 2
+    per_op = [emulation.total(run.between(MARK_OP_BASE + 2 * i, MARK_OP_BASE + 2 * i + 1)) for i in range(ops)]
+    return DdqCount(picked.group(1) if picked else "?",
+                    {k: v / runs for k, v in run.between(MARK_BEGIN, MARK_END).items()}, per_op,
+                    _last_json_line(run.stdout)["wall_seconds"] / runs)
+
+
+def count_ddq_threads(bundle: Path, core: str, threads: int, *, runs: int = 2,
+                      kernels: str | None = None) -> list[float]:
+    """Instructions per inference retired by each thread of a ``threads``-thread session
+    (inference thread first): the per-thread totals at exit of a ``--count 1 + runs`` run minus
+    those of a ``--count 1`` run, divided by ``runs`` (loading, warm-up and the per-op pass
+    cancel). Threads that wait on each other may retire a few instructions more or less from
+    run to run."""
+    from .. import emulation
+
+    def per_vcpu(n: int) -> dict[int, int]:
+        run = emulation.run_counted(core, _ddq_argv(bundle, kernels, threads, "--count", str(n))).check()
+        return {v: emulation.total(c) for v, c in run.exits.items()}
+
+    short, long = per_vcpu(1), per_vcpu(1 + runs)
+    return [(long[v] - short.get(v, 0)) / runs for v in sorted(long)]
+
+
+def kernel_sets(core: str, bundle: Path) -> tuple[str, list[str]]:
+    """(the set the runtime picks on cortex-``core``, every set that runs there, best first),
+    asked from ``ddq-run --info`` on the emulated core."""
+    from .. import emulation
+
+    default = emulation.run_plain(core, ["ddq-run", str(bundle), "--info"]).check()
+    picked = re.search(r"^kernels\s+(\S+)", default.stdout, re.M)
+    probe = emulation.run_plain(core, ["ddq-run", str(bundle), "--info", "--kernels", "?"])
+    known = re.search(r"known: ([^)]*)\)", probe.stderr)
+    names = [k.strip() for k in known.group(1).split(",")] if known else []
+    usable = [k for k in names
+              if emulation.run_plain(core, ["ddq-run", str(bundle), "--info", "--kernels", k]).returncode == 0]
+    return (picked.group(1) if picked else "?"), usable

@@ -77,3 +77,63 @@ def measure_memory(engine: EngineModel, input_path: Path, *, threads: int = 1) -
     report = json.loads(result.stdout.strip().splitlines()[-1])
     peak, base = report["rss_peak_kib"] / 1024, report["rss_after_import_kib"] / 1024
     return {"peak_rss_mib": peak, "model_and_run_mib": max(0.0, peak - base)}
+
+
+# ----------------------------------------------------------------------------- ddq-run on this host
+def native_ddq_run() -> Path:
+    """A host (Release) ``ddq-run`` built from the checkout's runtime/ sources, next to the
+    emulator lab's cache; the build is incremental, so it follows edits to runtime/."""
+    import os
+    import shutil
+
+    from ..emulation import default_cache_base, runtime_sources
+
+    src = runtime_sources()
+    build = default_cache_base().parent / "native-runtime"
+    if not (build / "CMakeCache.txt").is_file():
+        generator = ["-G", "Ninja"] if shutil.which("ninja") else []
+        subprocess.run(["cmake", "-S", str(src), "-B", str(build), *generator, "-DDDQ_TESTS=OFF",
+                        "-DCMAKE_BUILD_TYPE=Release"], check=True, capture_output=True)
+    subprocess.run(["cmake", "--build", str(build), "--target", "ddq-run", "-j", str(os.cpu_count() or 1)],
+                   check=True, capture_output=True)
+    return build / "ddq-run"
+
+
+@dataclass(frozen=True)
+class DdqBench:
+    """``ddq-run --bench``: whole-inference median / p90 and each op's mean, on this host."""
+
+    kernels: str
+    median_ms: float
+    p90_ms: float
+    op_mean_us: list[float]
+
+    def as_dict(self) -> dict:
+        return {"kernels": self.kernels, "median_ms": self.median_ms, "p90_ms": self.p90_ms}
+
+
+def bench_ddq_run(bundle: Path, runs: int, *, threads: int = 1, kernels: str | None = None,
+                  exe: Path | None = None) -> DdqBench:
+    """Time the runtime natively with ``ddq-run --bench runs`` (one warm-up inference first)."""
+    import re
+
+    argv = [str(exe or native_ddq_run()), str(bundle), "--bench", str(runs), "--threads", str(threads)]
+    out = subprocess.run(argv + (["--kernels", kernels] if kernels else []), check=True,
+                         capture_output=True, text=True).stdout
+    total = re.search(r"thread\(s\), (\S+) kernels, \d+ runs\): median ([\d.]+) ms, p90 ([\d.]+) ms", out)
+    if total is None:
+        raise RuntimeError(f"unexpected ddq-run --bench output:\n{out[-2000:]}")
+    ops = [float(m.group(1)) for m in re.finditer(r"^\d+\s+\S+\s+\S+\s+([\d.]+)\s+[\d.]+%$", out, re.M)]
+    return DdqBench(total.group(1), float(total.group(2)), float(total.group(3)), ops)
+
+
+def host_kernel_sets(bundle: Path, exe: Path | None = None) -> tuple[str, list[str]]:
+    """(the set the runtime picks on this host, every set that runs here, best first)."""
+    import re
+
+    exe = exe or native_ddq_run()
+    run = lambda *a: subprocess.run([str(exe), str(bundle), "--info", *a], capture_output=True, text=True)
+    picked = re.search(r"^kernels\s+(\S+)", run().stdout, re.M)
+    known = re.search(r"known: ([^)]*)\)", run("--kernels", "?").stderr)
+    names = [k.strip() for k in known.group(1).split(",")] if known else []
+    return (picked.group(1) if picked else "?"), [k for k in names if run("--kernels", k).returncode == 0]
