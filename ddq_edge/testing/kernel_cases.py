@@ -338,11 +338,11 @@ def _add_case(rng, name, *, shape, zp_a, zp_b, s_b, s_out, zp_out, act=None, bat
     return KernelCase(name, g, (codes - zp_a).astype(np.float32))
 
 
-def _dw_bound_case(rng, name, *, c, h, w, span, wsum, in_zp, over=(), bias="zero") -> KernelCase:
+def _dw_bound_case(rng, name, *, c, h, w, span, wsum, in_zp, over=(), bias: str | int = "zero") -> KernelCase:
     """Depthwise 3×3 on inputs all at the far end of the grid (|x − zp| = span) with weights of
     one sign per channel and Σ|w| = wsum, so that the sum of products is exactly ±wsum · span:
     at 32767 the NEON kernel sums in int16, at 32768 (or for a group with a channel in `over`,
-    Σ|w| + 1) it must fall back to int32."""
+    Σ|w| + 1) it must fall back to int32. An int `bias` is every channel's bias."""
     in_grid = _grid(8, in_zp)
     x = _codes(rng, (2, c, h, w), in_grid, extreme=True)
     assert max(in_grid.qmax - in_zp, in_zp - in_grid.qmin) == span
@@ -357,7 +357,7 @@ def _dw_bound_case(rng, name, *, c, h, w, span, wsum, in_zp, over=(), bias="zero
     wt = wt.astype(np.int8)
     attrs = {"stride": [1, 1], "padding": [0, 0, 0, 0], "dilation": [1, 1], "groups": c}
     acc = conv_accumulate(x - in_grid.zero_point, wt, (1, 1), (0, 0, 0, 0), (1, 1), c)
-    b = _bias(rng, wt, span, acc, bias)
+    b = np.full(c, bias, np.int64) if isinstance(bias, int) else _bias(rng, wt, span, acc, bias)
     return _single_op_graph(name, "conv2d", x, in_grid, wt, b, acc, attrs, rng, None, None, False)
 
 
@@ -381,6 +381,13 @@ def _neon_elementwise_and_dw_cases(rng: np.random.Generator) -> list[KernelCase]
     cases.append(_dw_bound_case(rng, "dw3x3 int16 over 32768", c=8, h=4, w=5, span=128, wsum=256, in_zp=128))
     cases.append(_dw_bound_case(rng, "dw3x3 int16 one channel over", c=19, h=4, w=4, span=151, wsum=217,
                                 in_zp=151, over=(9,)))
+    # the bias inside the int16 sum (dwconv3x3_c4x4__neon.c, RUNS9B): inputs at 0 − 128, Σw = 255,
+    # so a channel of positive weights sums to −32640 + bias: −32768 with a bias of −128, one
+    # beyond int16 with −129 (its group then sums without the bias)
+    cases.append(_dw_bound_case(rng, "dw3x3 bias in int16 -32768", c=9, h=4, w=5, span=128, wsum=255, in_zp=128,
+                                bias=-128))
+    cases.append(_dw_bound_case(rng, "dw3x3 bias past int16", c=9, h=4, w=5, span=128, wsum=255, in_zp=128,
+                                bias=-129))
     # the four-pixel groups: 2×2 and 3×4 maps (8 + 4 pixels), low-bit layers
     for hw, c in (((2, 2), 20), ((3, 4), 13), ((1, 3), 8)):
         cases.append(_conv_case(rng, f"dw3x3 small {hw}", c=c, h=hw[0], w=hw[1], o=c, k=(3, 3), groups=c,

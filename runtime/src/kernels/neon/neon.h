@@ -64,7 +64,7 @@ void ddq_gemm_pairs_release__neon(void *prepared);
 size_t ddq_gemm_pairs_scratch_bytes__neon(const ddq_model *model, const ddq_op *op);
 void ddq_conv_gemm_acc8__neon(const ddq_op_args *a, int64_t begin, int64_t end);
 void ddq_conv_gemm_mull__neon(const ddq_op_args *a, int64_t begin, int64_t end);
-/* Depthwise 3×3 (dwconv3x3__neon.c): its own preparation; the object starts with int
+/* Depthwise 3×3 (dwconv3x3_c4x4__neon.c): its own preparation; the object starts with int
  * DDQ_CONV_DW3X3. */
 void *ddq_dw_prepare__neon(const ddq_model *model, const ddq_op *op);
 void ddq_dw_release__neon(void *prepared);

@@ -1,0 +1,452 @@
+/* Depthwise 3×3 conv2d (groups = C = O), stride 1 or 2 each way, any padding, Advanced SIMD:
+ * four channels × four output pixels in the sixteen byte lanes of a vector.
+ *
+ * The layout. A group of four channels is interleaved once into scratch: T holds the group's
+ * padded input (the positions its outputs read, ddq_dw_geometry) pixel by pixel, the four
+ * channels' bytes of a pixel side by side (ST4 of four channel rows), as int8 x − c. With stride
+ * 2 along x, even and odd padded columns go to two planes. Then, for either stride, tap (ky, kx)
+ * of output pixels c … c + 3 of row r is one 16-byte load: row r·sy + ky, plane kx mod sx, pixel
+ * c + kx / sx. A vector holds 16 outputs whatever the map's size (a 7 × 7 map computes 8 pixels
+ * a row where rows in the lanes would compute 16), and a channel's fixed costs are shared by
+ * four. The results go to a staging buffer in the same pixel-major order, one row after the
+ * other (a row's last vector spills past it onto the next row's start, which is computed
+ * later); LD4 then gives 16 consecutive outputs of each of the four channels, stored straight
+ * into their NCHW planes.
+ *
+ * The input. T holds x − c as int8, the offset c of ddq_panel_offset (c = zp where x − zp fits
+ * int8, as for every grid of up to 7 bits); padding reads zp − c. Since Σ w·(x − zp) =
+ * Σ w·(x − c) + (c − zp)·Σ w, the second term goes into the bias, and a padded tap adds
+ * w·(zp − c) + (c − zp)·w = 0 as it should. The padding is written once per call; a group only
+ * overwrites the inside (16 pixels per ST4, then one 64-byte store of pad bytes repairs what
+ * the last ST4 wrote past the row).
+ *
+ * The products. A tap's weights are one 32-bit load of the group's four weights (packed
+ * tap-major at session creation) repeated over the four pixels; SMULL/SMLAL multiply int8 ×
+ * int8 into int16 lanes, and runs of taps are summed there before they are widened into int32.
+ * SMLAL wraps modulo 2^16 (defined for vector lanes), so a lane ends at the exact sum of its run
+ * whenever that sum lies in int16, whatever the partial sums. Per channel the interval bound of a
+ * run's sum over v ∈ [qmin − c, qmax − c] picks the longest runs that fit: all nine taps with
+ * the bias (RUNS9B) or without it (RUNS9: every grid up to 7 bits), the three rows of the
+ * kernel (RUNS3), pairs (RUNS2: every 8-bit grid with narrow-range weights, |w·v| ≤ 127 · 128),
+ * single products (RUNS1); a group takes the shortest runs any of its channels needs.
+ *
+ * The requantization. With t = 31 − shift, the fast form of gemm_plan.h holds for any l ≥ 0 with
+ * r = t − 31 + l ≥ 1 as long as x·2^l stays in int32; l = 15 + shift gives r = 15 for every
+ * channel, so SQRSHRN #15 does the final rounding shift and the narrowing to int16 at once
+ * (rounding ties up, saturating: the same as SRSHL then SQXTN), and each lane's own 2^l is a
+ * multiplier of the widening (SMLAL onto the bias · 2^l, or SMULL of the int16 sum with the
+ * bias in it), then SQDMULH by the lane's m0 (RQ_FAST). A channel qualifies when
+ * −15 ≤ shift ≤ −1 and bound · 2^l < 2^31, bound the loader's |acc + bias|; the int32 sums wrap
+ * and end at the exact (acc + bias) · 2^l. A group with any other channel sums unscaled and takes
+ * the int64 requantization of mbqm__neon.h (RQ_INT64). SQADD zp, SQXTUN and the clamp follow as
+ * in mbqm__neon.h (saturation keeps its side). Lanes past a row's end compute values that are
+ * overwritten or never stored. */
+#include <stdlib.h>
+
+#include "neon.h"
+
+#define DDQ_ALWAYS_INLINE static inline __attribute__((always_inline))
+
+enum dw_runs { RUNS9B, RUNS9, RUNS3, RUNS2, RUNS1 }; /* longest first: a group takes the largest */
+enum dw_rq { RQ_FAST, RQ_INT64 };
+
+/* Channels per group, and the final rounding shift of the fast requantization (an immediate). */
+#define DW_G 4
+#define DW_R 15
+
+/* Per channel, for C + DW_G channels (the ones past C: zero weights, the fastest modes). */
+typedef struct dw_prepared {
+    int path;        /* DDQ_CONV_DW3X3: the set's prepared objects start with their path */
+    int32_t offset;  /* c */
+    int64_t Cp;      /* C + DW_G */
+    int8_t *w;       /* [9][Cp]: tap-major, so a group's weights of one tap are one 32-bit load */
+    int32_t *bias;   /* RQ_FAST: (bias + (c − zp)·Σw) · 2^l mod 2^32 */
+    int32_t *bias1;  /* RQ_INT64: bias + (c − zp)·Σw mod 2^32 */
+    int16_t *bias16; /* RUNS9B: bias + (c − zp)·Σw */
+    int16_t *scale;  /* 2^l (RQ_FAST channels; 1 otherwise) */
+    int32_t *m0;
+    int64_t *neg_t;  /* shift − 31 */
+    uint8_t *runs;   /* enum dw_runs */
+    uint8_t *rq;     /* enum dw_rq */
+} dw_prepared;
+
+/* Where everything lies for one op (all of it follows from the shapes). */
+typedef struct dw_layout {
+    int64_t sy, sx, pt, pl;
+    int64_t W, HW, OH, OW;
+    int64_t y1, x1;       /* input rows and columns the outputs read */
+    int64_t RB;           /* bytes per row of T: Pc pixels × 4 channels */
+    int64_t plane_bytes;  /* one column phase of T, slack included */
+    int64_t tap[9];       /* tap k's offset in T from output pixel (0, 0) */
+} dw_layout;
+
+static int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+
+static dw_layout layout_of(const ddq_op *op, const ddq_tensor *xt, const ddq_tensor *yt) {
+    dw_layout L;
+    const ddq_dw_geometry g = ddq_dw_geometry_of(op, yt);
+    L.sy = op->stride[0];
+    L.sx = op->stride[1];
+    L.pt = op->padding[0];
+    L.pl = op->padding[1];
+    L.W = xt->shape[3];
+    L.HW = xt->shape[2] * xt->shape[3];
+    L.OH = yt->shape[2];
+    L.OW = yt->shape[3];
+    const int64_t H = xt->shape[2];
+    L.y1 = H < g.rows - L.pt ? H : g.rows - L.pt;
+    L.x1 = L.W < g.cols - L.pl ? L.W : g.cols - L.pl;
+    /* a phase row: every padded column of it (at most OW + 2), and what the last vector of an
+     * output row reads (up to pixel round_up(OW, 4) − 1 + 2 / sx) */
+    L.RB = (round_up(L.OW, 4) + 2) * DW_G;
+    /* the fill writes up to 31 pixels past a row's inside */
+    L.plane_bytes = round_up(g.rows * L.RB + 32 * DW_G, 64);
+    for (int ky = 0; ky < 3; ky++)
+        for (int kx = 0; kx < 3; kx++)
+            L.tap[3 * ky + kx] = kx % L.sx * L.plane_bytes + ky * L.RB + kx / L.sx * DW_G;
+    return L;
+}
+
+/* The staging buffer's pixels: the map, and the spill of the last row's last vector. */
+static int64_t staged_pixels(const dw_layout *L) { return round_up(L->OH * L->OW + 4, 16); }
+
+/* base + Σ w·v over taps k0 … k1 − 1 lies inside int16 for every v ∈ [lo, hi]. */
+static int fits_int16(const int8_t *w, int k0, int k1, int64_t lo, int64_t hi, int64_t base) {
+    int64_t mn = base, mx = base;
+    for (int k = k0; k < k1; k++) {
+        const int64_t a = w[k] * lo, b = w[k] * hi;
+        mn += a < b ? a : b;
+        mx += a < b ? b : a;
+    }
+    return mn >= INT16_MIN && mx <= INT16_MAX;
+}
+
+/* The longest runs of taps (all nine with the bias, all nine, rows, pairs, singles) whose sums
+ * fit int16. */
+static int longest_runs(const int8_t *w, int64_t lo, int64_t hi, int64_t bias) {
+    if (fits_int16(w, 0, 9, lo, hi, bias)) return RUNS9B;
+    static const int lengths[] = {9, 9, 3, 2};
+    for (int r = RUNS9; r < RUNS1; r++) {
+        int fit = 1;
+        for (int k = 0; k < 9; k += lengths[r]) fit &= fits_int16(w, k, k + lengths[r] < 9 ? k + lengths[r] : 9, lo, hi, 0);
+        if (fit) return r;
+    }
+    return RUNS1;
+}
+
+void *ddq_dw_prepare__neon(const ddq_model *model, const ddq_op *op) {
+    const ddq_tensor *xt = &model->tensors[op->inputs[0]], *wt = &model->tensors[op->inputs[1]];
+    const ddq_tensor *bt = &model->tensors[op->inputs[2]];
+    const int64_t C = wt->shape[0], Cp = C + DW_G;
+    const size_t n = (size_t)Cp;
+    /* one block: the header, then the arrays, widest first so each stays aligned */
+    const size_t bytes = sizeof(dw_prepared) + n * (sizeof(int64_t) + 3 * sizeof(int32_t) + 2 * sizeof(int16_t) +
+                                                    9 + 2);
+    dw_prepared *p = calloc(1, bytes);
+    if (!p) return NULL;
+    p->path = DDQ_CONV_DW3X3;
+    p->offset = ddq_panel_offset(xt, 1);
+    p->Cp = Cp;
+    char *at = (char *)(p + 1);
+    p->neg_t = (int64_t *)at, at += n * sizeof(int64_t);
+    p->bias = (int32_t *)at, at += n * sizeof(int32_t);
+    p->bias1 = (int32_t *)at, at += n * sizeof(int32_t);
+    p->m0 = (int32_t *)at, at += n * sizeof(int32_t);
+    p->bias16 = (int16_t *)at, at += n * sizeof(int16_t);
+    p->scale = (int16_t *)at, at += n * sizeof(int16_t);
+    p->w = (int8_t *)at, at += 9 * n;
+    p->runs = (uint8_t *)at, at += n;
+    p->rq = (uint8_t *)at;
+    const int64_t lo = xt->qmin - p->offset, hi = xt->qmax - p->offset;
+    const int8_t *w = wt->data;
+    const int32_t *bias = bt->data;
+    for (int64_t o = C; o < Cp; o++) p->scale[o] = 1;
+    for (int64_t o = 0; o < C; o++) {
+        int8_t wk[9];
+        int64_t sum = 0;
+        for (int k = 0; k < 9; k++) {
+            wk[k] = w[o * 9 + k];
+            p->w[k * Cp + o] = wk[k];
+            sum += wk[k];
+        }
+        const int64_t folded = bias[o] + ((int64_t)p->offset - xt->zero_point) * sum;
+        const ddq_multiplier m = op->channel_multipliers[o];
+        const int l = DW_R + m.shift;
+        const int64_t bound = ddq_accumulator_bound(xt, wt, bt, o);
+        p->runs[o] = (uint8_t)longest_runs(wk, lo, hi, folded);
+        p->rq[o] = l >= 0 && l <= 14 && (bound << l) <= INT32_MAX ? RQ_FAST : RQ_INT64;
+        p->scale[o] = (int16_t)(p->rq[o] == RQ_FAST ? 1 << l : 1);
+        p->bias[o] = (int32_t)(uint32_t)((uint64_t)folded * (uint64_t)p->scale[o]); /* wraps to the exact sum */
+        p->bias1[o] = (int32_t)(uint32_t)(uint64_t)folded;
+        p->bias16[o] = (int16_t)(p->runs[o] == RUNS9B ? folded : 0);
+        p->m0[o] = m.m0;
+        p->neg_t[o] = (int64_t)m.shift - 31;
+    }
+    return p;
+}
+
+void ddq_dw_release__neon(void *prepared) { free(prepared); }
+
+size_t ddq_dw_scratch_bytes__neon(const ddq_model *model, const ddq_op *op) {
+    const dw_layout L = layout_of(op, &model->tensors[op->inputs[0]], &model->tensors[op->output]);
+    return (size_t)(L.sx * L.plane_bytes + staged_pixels(&L) * DW_G);
+}
+
+/* ------------------------------------------------------------------------------ the fill */
+
+/* 16 bytes of the input from s, of which fewer than 16 (maybe none) remain before x_end. */
+static __attribute__((noinline)) uint8x16_t load_tail(const uint8_t *s, const uint8_t *x_end) {
+    uint8_t t[16] = {0};
+    if (s < x_end) memcpy(t, s, (size_t)(x_end - s));
+    return vld1q_u8(t);
+}
+
+DDQ_ALWAYS_INLINE uint8x16_t load_input(const uint8_t *s, const uint8_t *x_end, const int safe) {
+    return safe || s + 16 <= x_end ? vld1q_u8(s) : load_tail(s, x_end);
+}
+
+/* Input rows j0 … j1 − 1 of the group's channels (src[ch] at row j0) into T as x − c: stride 1,
+ * sixteen pixels × four channels per ST4; stride 2, LD2-split even and odd columns to the two
+ * phases. `safe`: every 16-byte load of these rows lies before x_end. */
+DDQ_ALWAYS_INLINE void fill_rows(const dw_layout *L, const uint8_t *const src[DW_G], int64_t j0, int64_t j1,
+                                 uint8x16_t c, uint8x16x4_t pad, int8_t *T, const int sx, const int safe,
+                                 const uint8_t *x_end) {
+    const int64_t x1 = L->x1, pl = L->pl, RB = L->RB, W = L->W;
+    /* input column i sits at padded column i + pl: phase (i + pl) mod 2, pixel (i + pl) / 2 */
+    const int64_t ne = sx == 1 ? x1 : (x1 + 1) / 2, no = x1 / 2;
+    const int64_t off_e = sx == 1 ? pl * DW_G : (pl & 1) * L->plane_bytes + (pl >> 1) * DW_G;
+    const int64_t off_n = ((pl + 1) & 1) * L->plane_bytes + ((pl + 1) >> 1) * DW_G;
+    /* local copies: the stores into T may alias src[], which would reload it every chunk */
+    const uint8_t *s0 = src[0], *s1 = src[1], *s2 = src[2], *s3 = src[3];
+    for (int64_t j = j0; j < j1; j++) {
+        uint8_t *row = (uint8_t *)T + (j + L->pt) * RB;
+        const int64_t at = (j - j0) * W;
+        for (int64_t i = 0; i < ne; i += 16) {
+            uint8x16x4_t e, n;
+            for (int ch = 0; ch < DW_G; ch++) {
+                const uint8_t *s = (ch == 0 ? s0 : ch == 1 ? s1 : ch == 2 ? s2 : s3) + at + (sx == 1 ? i : 2 * i);
+                const uint8x16_t a = load_input(s, x_end, safe);
+                if (sx == 1) {
+                    e.val[ch] = vsubq_u8(a, c);
+                    continue;
+                }
+                const uint8x16_t b = load_input(s + 16, x_end, safe);
+                e.val[ch] = vsubq_u8(vuzp1q_u8(a, b), c);
+                n.val[ch] = vsubq_u8(vuzp2q_u8(a, b), c);
+            }
+            vst4q_u8(row + off_e + i * DW_G, e);
+            if (sx == 2) vst4q_u8(row + off_n + i * DW_G, n);
+        }
+        vst1q_u8_x4(row + off_e + ne * DW_G, pad);
+        if (sx == 2) vst1q_u8_x4(row + off_n + no * DW_G, pad);
+    }
+}
+
+/* The group's input rows into T: the rows whose loads all lie before x_end, then the others (the
+ * group holding the tensor's last channel). src[ch]: the channels' planes, the last real one
+ * repeated for channels past C. */
+DDQ_ALWAYS_INLINE void fill_group(const dw_layout *L, const uint8_t *const src[DW_G], const uint8_t *x_end,
+                                  uint8x16_t c, uint8x16x4_t pad, int8_t *T, const int sx) {
+    const int64_t x1 = L->x1, W = L->W, y1 = L->y1;
+    const int64_t span = sx == 1 ? round_up(x1, 16) : round_up((x1 + 1) / 2, 16) * 2; /* bytes a row's loads read */
+    const uint8_t *last = src[0];
+    for (int ch = 1; ch < DW_G; ch++) last = src[ch] > last ? src[ch] : last;
+    const int64_t room = (x_end - last) - span; /* row j is safe while j · W ≤ room */
+    const int64_t safe_rows = room < 0 ? 0 : room / W + 1 < y1 ? room / W + 1 : y1;
+    fill_rows(L, src, 0, safe_rows, c, pad, T, sx, 1, x_end);
+    if (safe_rows == y1) return;
+    const uint8_t *rest[DW_G];
+    for (int ch = 0; ch < DW_G; ch++) rest[ch] = src[ch] + safe_rows * W;
+    fill_rows(L, rest, safe_rows, y1, c, pad, T, sx, 0, x_end);
+}
+
+typedef void (*dw_fill_fn)(const dw_layout *L, const uint8_t *const src[DW_G], const uint8_t *x_end, uint8x16_t c,
+                           uint8x16x4_t pad, int8_t *T);
+static void fill_s1(const dw_layout *L, const uint8_t *const src[DW_G], const uint8_t *x_end, uint8x16_t c,
+                    uint8x16x4_t pad, int8_t *T) {
+    fill_group(L, src, x_end, c, pad, T, 1);
+}
+static void fill_s2(const dw_layout *L, const uint8_t *const src[DW_G], const uint8_t *x_end, uint8x16_t c,
+                    uint8x16x4_t pad, int8_t *T) {
+    fill_group(L, src, x_end, c, pad, T, 2);
+}
+
+/* ---------------------------------------------------------------------------- the vectors */
+
+/* The output grid of an op. */
+typedef struct dw_out {
+    int32_t zp, lo, hi;
+} dw_out;
+
+/* A group's constants: each lane's channel is its index mod 4. */
+typedef struct dw_consts {
+    int8x16_t w[9];
+    int32x4_t bias;   /* bias · scale (RQ_FAST) or bias (RQ_INT64) */
+    int16x8_t bias16; /* RUNS9B */
+    int16x8_t scale;
+    int32x4_t m0;
+    ddq_requant_neon rq; /* RQ_INT64 */
+    int16x8_t zp;
+    uint8x16_t lo, hi;
+} dw_consts;
+
+/* Channels o … o + 3's constants as vectors, built in the function that uses them (byte stores
+ * could alias a struct in memory and force reloads). */
+DDQ_ALWAYS_INLINE dw_consts consts_of(const dw_prepared *p, int64_t o, const dw_out *out, const int rq) {
+    dw_consts q;
+    for (int k = 0; k < 9; k++) {
+        int32_t w4;
+        memcpy(&w4, p->w + k * p->Cp + o, 4);
+        q.w[k] = vreinterpretq_s8_s32(vdupq_n_s32(w4));
+    }
+    q.bias = vld1q_s32((rq == RQ_FAST ? p->bias : p->bias1) + o);
+    const int16x4_t b16 = vld1_s16(p->bias16 + o), s4 = rq == RQ_FAST ? vld1_s16(p->scale + o) : vdup_n_s16(1);
+    q.bias16 = vcombine_s16(b16, b16);
+    q.scale = vcombine_s16(s4, s4);
+    q.m0 = vld1q_s32(p->m0 + o);
+    if (rq == RQ_INT64) {
+        q.rq.m0[0] = q.rq.m0[1] = q.m0;
+        q.rq.neg_t[0] = q.rq.neg_t[2] = vld1q_s64(p->neg_t + o);
+        q.rq.neg_t[1] = q.rq.neg_t[3] = vld1q_s64(p->neg_t + o + 2);
+        q.rq.zp = vdupq_n_s16((int16_t)out->zp);
+        q.rq.lo = vdup_n_u8((uint8_t)out->lo);
+        q.rq.hi = vdup_n_u8((uint8_t)out->hi);
+    }
+    q.zp = vdupq_n_s16((int16_t)out->zp);
+    q.lo = vdupq_n_u8((uint8_t)out->lo);
+    q.hi = vdupq_n_u8((uint8_t)out->hi);
+    return q;
+}
+
+DDQ_ALWAYS_INLINE int run_ends_at(int k, const int runs) {
+    return runs <= RUNS9 ? k == 8 : runs == RUNS3 ? k % 3 == 2 : runs == RUNS2 ? (k & 1) || k == 8 : 1;
+}
+
+/* The 16 outputs of the taps t[k] + f, requantized. `plain`: the output zero point and act_min
+ * are 0, so SQXTUN's own saturation at 0 is the lower clamp. */
+DDQ_ALWAYS_INLINE uint8x16_t vector_at(const int8_t *const t[9], int64_t f, const dw_consts *q, const int runs,
+                                       const int rq, const int plain) {
+    int32x4_t a[4] = {q->bias, q->bias, q->bias, q->bias};
+    int16x8_t s0 = q->bias16, s1 = q->bias16;
+    int start = runs != RUNS9B;
+    for (int k = 0; k < 9; k++) {
+        const int8x16_t v = vld1q_s8(t[k] + f);
+        s0 = start ? vmull_s8(vget_low_s8(v), vget_low_s8(q->w[k])) : vmlal_s8(s0, vget_low_s8(v), vget_low_s8(q->w[k]));
+        s1 = start ? vmull_high_s8(v, q->w[k]) : vmlal_high_s8(s1, v, q->w[k]);
+        start = run_ends_at(k, runs);
+        if (!start) continue;
+        if (runs == RUNS9B) { /* (s + bias) · scale, the sum exact in int16 */
+            a[0] = vmull_s16(vget_low_s16(s0), vget_low_s16(q->scale));
+            a[1] = vmull_high_s16(s0, q->scale);
+            a[2] = vmull_s16(vget_low_s16(s1), vget_low_s16(q->scale));
+            a[3] = vmull_high_s16(s1, q->scale);
+        } else {
+            a[0] = vmlal_s16(a[0], vget_low_s16(s0), vget_low_s16(q->scale));
+            a[1] = vmlal_high_s16(a[1], s0, q->scale);
+            a[2] = vmlal_s16(a[2], vget_low_s16(s1), vget_low_s16(q->scale));
+            a[3] = vmlal_high_s16(a[3], s1, q->scale);
+        }
+    }
+    if (rq == RQ_INT64)
+        return vcombine_u8(ddq_requantize_neon(a[0], a[1], &q->rq), ddq_requantize_neon(a[2], a[3], &q->rq));
+    int16x8_t h0 = vqrshrn_high_n_s32(vqrshrn_n_s32(vqdmulhq_s32(a[0], q->m0), DW_R), vqdmulhq_s32(a[1], q->m0), DW_R);
+    int16x8_t h1 = vqrshrn_high_n_s32(vqrshrn_n_s32(vqdmulhq_s32(a[2], q->m0), DW_R), vqdmulhq_s32(a[3], q->m0), DW_R);
+    if (!plain) {
+        h0 = vqaddq_s16(h0, q->zp);
+        h1 = vqaddq_s16(h1, q->zp);
+    }
+    uint8x16_t u = vqmovun_high_s16(vqmovun_s16(h0), h1);
+    if (!plain) u = vmaxq_u8(u, q->lo);
+    return vminq_u8(u, q->hi);
+}
+
+/* The group's outputs, row after row, four pixels per vector, into the staging buffer S. */
+DDQ_ALWAYS_INLINE void group_vectors(const int8_t *T, const dw_layout *L, const dw_prepared *p, int64_t o,
+                                     const dw_out *out, uint8_t *S, const int runs, const int rq, const int plain) {
+    const dw_consts q = consts_of(p, o, out, rq);
+    const int8_t *t[9];
+    for (int k = 0; k < 9; k++) t[k] = T + L->tap[k];
+    const int64_t OH = L->OH, OW = L->OW, step = L->sy * L->RB;
+    for (int64_t r = 0; r < OH; r++, S += OW * DW_G) {
+        const int64_t f = r * step;
+        for (int64_t c0 = 0; c0 < OW; c0 += 4) vst1q_u8(S + c0 * DW_G, vector_at(t, f + c0 * DW_G, &q, runs, rq, plain));
+    }
+}
+
+typedef void (*dw_vectors_fn)(const int8_t *T, const dw_layout *L, const dw_prepared *p, int64_t o,
+                              const dw_out *out, uint8_t *S);
+#define DW_VECTORS(runs, rq, plain)                                                                                \
+    static void vectors_##runs##_##rq##_##plain(const int8_t *T, const dw_layout *L, const dw_prepared *p,        \
+                                                int64_t o, const dw_out *out, uint8_t *S) {                      \
+        group_vectors(T, L, p, o, out, S, runs, rq, plain);                                                        \
+    }
+#define DW_VECTORS_OF(runs) DW_VECTORS(runs, RQ_FAST, 1) DW_VECTORS(runs, RQ_FAST, 0) DW_VECTORS(runs, RQ_INT64, 0)
+DW_VECTORS_OF(RUNS9B)
+DW_VECTORS_OF(RUNS9)
+DW_VECTORS_OF(RUNS3)
+DW_VECTORS_OF(RUNS2)
+DW_VECTORS_OF(RUNS1)
+#undef DW_VECTORS_OF
+#undef DW_VECTORS
+#define DW_ROW(runs) {vectors_##runs##_RQ_FAST_1, vectors_##runs##_RQ_FAST_0, vectors_##runs##_RQ_INT64_0}
+/* [runs][plain fast, fast, int64] */
+static const dw_vectors_fn VECTORS[5][3] = {DW_ROW(RUNS9B), DW_ROW(RUNS9), DW_ROW(RUNS3), DW_ROW(RUNS2), DW_ROW(RUNS1)};
+#undef DW_ROW
+
+/* The staged outputs (pixel-major, four channels a pixel) to the planes y[ch] of the group's n
+ * channels: sixteen pixels per LD4, the last sixteen overlapping the ones before. */
+static void store_group(const uint8_t *S, int64_t pixels, uint8_t *const y[DW_G], int n) {
+    if (pixels < 16) {
+        for (int64_t i = 0; i < pixels; i++)
+            for (int ch = 0; ch < n; ch++) y[ch][i] = S[i * DW_G + ch];
+        return;
+    }
+    for (int64_t i = 0; i < pixels; i += 16) {
+        const int64_t at = i + 16 <= pixels ? i : pixels - 16;
+        const uint8x16x4_t v = vld4q_u8(S + at * DW_G);
+        for (int ch = 0; ch < n; ch++) vst1q_u8(y[ch] + at, v.val[ch]);
+    }
+}
+
+/* ------------------------------------------------------------------------------- the op */
+
+void ddq_dwconv3x3__neon(const ddq_op_args *a, int64_t begin, int64_t end) {
+    const dw_prepared *pp = a->prepared;
+    if (!pp) {
+        ddq_conv2d__reference(a, begin, end);
+        return;
+    }
+    const ddq_op *op = a->op;
+    const ddq_tensor *xt = a->in[0], *yt = a->out;
+    const dw_layout L = layout_of(op, xt, yt);
+    const int64_t C = xt->shape[1], HW = L.HW, P = L.OH * L.OW;
+    const uint8_t pad = (uint8_t)(xt->zero_point - pp->offset);
+    int8_t *T = a->scratch;
+    uint8_t *S = (uint8_t *)a->scratch + L.sx * L.plane_bytes;
+    memset(T, pad, (size_t)(L.sx * L.plane_bytes));
+    const uint8_t *x = a->x[0];
+    const uint8x16_t cv = vdupq_n_u8((uint8_t)pp->offset);
+    const uint8x16x4_t padv = {{vdupq_n_u8(pad), vdupq_n_u8(pad), vdupq_n_u8(pad), vdupq_n_u8(pad)}};
+    const dw_fill_fn fill = L.sx == 1 ? fill_s1 : fill_s2;
+    const dw_out out = {yt->zero_point, op->act_min, op->act_max};
+    const int plain = out.zp == 0 && out.lo == 0;
+    for (int64_t o = begin; o < end; o += DW_G) {
+        const int n = end - o < DW_G ? (int)(end - o) : DW_G;
+        const uint8_t *src[DW_G];
+        uint8_t *y[DW_G];
+        int runs = RUNS9B, rq = RQ_FAST;
+        for (int ch = 0; ch < DW_G; ch++) {
+            const int64_t oc = o + (ch < n ? ch : n - 1);
+            src[ch] = x + oc * HW;
+            y[ch] = (uint8_t *)a->y + oc * P;
+            /* the channels past the range are computed with the group's modes and not stored */
+            if (ch < n) {
+                runs = pp->runs[o + ch] > runs ? pp->runs[o + ch] : runs;
+                rq = pp->rq[o + ch] > rq ? pp->rq[o + ch] : rq;
+            }
+        }
+        if (L.y1 > 0 && L.x1 > 0) fill(&L, src, x + C * HW, cv, padv, T);
+        VECTORS[runs][rq == RQ_INT64 ? 2 : plain ? 0 : 1](T, &L, pp, o, &out, S);
+        store_group(S, P, y, n);
+    }
+}
