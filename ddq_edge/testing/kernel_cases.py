@@ -103,11 +103,14 @@ def _single_op_graph(name: str, kind: str, x_codes: np.ndarray, in_grid: QuantPa
     return KernelCase(name, g, x)
 
 
-def _bias(rng: np.random.Generator, w: np.ndarray, span: int, acc: np.ndarray, mode: str) -> np.ndarray:
+def _bias(rng: np.random.Generator, w: np.ndarray, span: int, acc: np.ndarray, mode: str | int) -> np.ndarray:
     """Biases: "random" (about the accumulators' spread), "zero", "bound" (the largest the
     loader's accumulator bound allows, Σ|w[o]| · span + |bias[o]| = 2^31 − 1, with the sign of
-    the channel's accumulators) or "large" (uniform within that bound)."""
+    the channel's accumulators), "large" (uniform within that bound), or an int for every
+    channel."""
     o = w.shape[0]
+    if isinstance(mode, int):
+        return np.full(o, mode, np.int64)
     room = INT32_MAX - np.abs(w.reshape(o, -1).astype(np.int64)).sum(1) * span
     if mode == "bound":
         sign = np.where(acc.reshape(acc.shape[0], o, -1).sum((0, 2)) < 0, -1, 1)
@@ -198,6 +201,12 @@ def kernel_cases(seed: int = 0) -> list[KernelCase]:
         for zp, w_extreme in ((0, "max"), (31, "max"), (0, "min")):
             add(_conv_case(rng, f"acc16 limit K{c} zp{zp} w{w_extreme}", c=c, h=3, w=7, o=10, in_bits=5, in_zp=zp,
                            w_bits=4, extreme=True, w_extreme=w_extreme, bias="zero"))
+    # the bias inside the int16 sums (tile_8x16_bias16): 150 rows of |w| = 7 times 31 make ±32550,
+    # so a bias of ±217 takes the sum to 32767 / −32767 and −218 to −32768 (int16), +218 and −219
+    # one beyond (those blocks add the bias in int32)
+    for bias, w_extreme in ((217, "max"), (218, "max"), (-218, "min"), (-219, "min")):
+        add(_conv_case(rng, f"acc16 bias {bias} in the int16 sums", c=150, h=3, w=7, o=10, in_bits=5, in_zp=0,
+                       w_bits=4, extreme=True, w_extreme=w_extreme, bias=bias))
     # Σ|w| · span = 2048 · 16 = 32768 (span 16: 5 bits, zero point 16, inputs at 0): one above the
     # bound, so K = 67 splits into 66 + 1 rows (66 · 31 · 16 = 32736), the last row holding the 2.
     w = np.full((9, 67, 1, 1), 31, np.int8)
@@ -357,7 +366,7 @@ def _dw_bound_case(rng, name, *, c, h, w, span, wsum, in_zp, over=(), bias: str 
     wt = wt.astype(np.int8)
     attrs = {"stride": [1, 1], "padding": [0, 0, 0, 0], "dilation": [1, 1], "groups": c}
     acc = conv_accumulate(x - in_grid.zero_point, wt, (1, 1), (0, 0, 0, 0), (1, 1), c)
-    b = np.full(c, bias, np.int64) if isinstance(bias, int) else _bias(rng, wt, span, acc, bias)
+    b = _bias(rng, wt, span, acc, bias)
     return _single_op_graph(name, "conv2d", x, in_grid, wt, b, acc, attrs, rng, None, None, False)
 
 

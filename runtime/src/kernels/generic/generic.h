@@ -44,6 +44,12 @@ typedef struct ddq_packed_conv {
     /* the requantization constants per output channel (int64 form, and the fast form where the
      * accumulator bounds allow it: gemm_plan.h) */
     ddq_requant_plan rq;
+    /* GEMM, neon's int16 tiles with the bias in the sums (plan_bias16): per output channel
+     * [round_up(O, 8) + 8] the bias as int16 and 2^l (l = 15 + shift), and per block of 8 whether
+     * every channel of it qualifies: bias + Σ w·v within int16 for every input v and
+     * 0 ≤ l ≤ 14. */
+    int16_t *bias16, *scale16;
+    uint8_t *bias16_ok;
 } ddq_packed_conv;
 
 int ddq_conv_path(const ddq_op *op, const ddq_tensor *x, const ddq_tensor *w);

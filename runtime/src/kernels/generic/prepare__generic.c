@@ -95,6 +95,41 @@ static int plan_acc16(ddq_packed_conv *p, const ddq_tensor *xt, const ddq_tensor
     return 1;
 }
 
+/* The int16 sums with the bias (ddq_packed_conv.bias16): channel o qualifies when
+ * bias + Σ_r w[o][r]·v lies in int16 for every v ∈ [qmin − zp, qmax − zp] (interval arithmetic
+ * per product; the panel's padding reads 0, which is inside), so the sum is exact in int16
+ * lanes whatever the order, and when l = 15 + shift ∈ [0, 14], so that the sum times 2^l is an
+ * int16 × int16 product and |sum · 2^l| < 2^31 holds for the fast requantization. */
+static int plan_bias16(ddq_packed_conv *p, const ddq_op *op, const ddq_tensor *xt, const ddq_tensor *wt,
+                       const ddq_tensor *bt, int64_t O, int64_t K) {
+    const int64_t blocks = (O + DDQ_GEMM_BLOCK - 1) / DDQ_GEMM_BLOCK, n = blocks * DDQ_GEMM_BLOCK + 8;
+    p->bias16 = calloc((size_t)n, sizeof *p->bias16);
+    p->scale16 = calloc((size_t)n, sizeof *p->scale16);
+    p->bias16_ok = calloc((size_t)blocks, 1);
+    if (!p->bias16 || !p->scale16 || !p->bias16_ok) return 0;
+    const int64_t lo = xt->qmin - xt->zero_point, hi = xt->qmax - xt->zero_point;
+    const int8_t *w = wt->data;
+    const int32_t *bias = bt->data;
+    for (int64_t b = 0; b < blocks; b++) p->bias16_ok[b] = 1;
+    for (int64_t o = 0; o < n; o++) p->scale16[o] = 1;
+    for (int64_t o = 0; o < O; o++) {
+        int64_t mn = bias[o], mx = bias[o];
+        for (int64_t r = 0; r < K; r++) {
+            const int64_t a = w[o * K + r] * lo, c = w[o * K + r] * hi;
+            mn += a < c ? a : c;
+            mx += a < c ? c : a;
+        }
+        const int l = 15 + op->channel_multipliers[o].shift;
+        if (mn < INT16_MIN || mx > INT16_MAX || l < 0 || l > 14) {
+            p->bias16_ok[o / DDQ_GEMM_BLOCK] = 0;
+            continue;
+        }
+        p->bias16[o] = (int16_t)bias[o];
+        p->scale16[o] = (int16_t)(1 << l);
+    }
+    return 1;
+}
+
 static ddq_packed_conv *pack_gemm(const ddq_op *op, const ddq_tensor *xt, const ddq_tensor *wt,
                                   const ddq_tensor *bt, const ddq_tensor *yt) {
     ddq_packed_conv *p = calloc(1, sizeof *p);
@@ -104,7 +139,8 @@ static ddq_packed_conv *pack_gemm(const ddq_op *op, const ddq_tensor *xt, const 
     const size_t bytes = round_up_64((size_t)(blocks * K * DDQ_GEMM_BLOCK) * sizeof(int16_t));
     p->path = DDQ_CONV_GEMM;
     p->w = aligned_alloc(64, bytes);
-    if (!p->w || !pack_channels(p, op, xt, wt, bt, O) || !plan_acc16(p, xt, wt, O, K)) {
+    if (!p->w || !pack_channels(p, op, xt, wt, bt, O) || !plan_acc16(p, xt, wt, O, K) ||
+        !plan_bias16(p, op, xt, wt, bt, O, K)) {
         ddq_release__generic(p);
         return NULL;
     }
@@ -152,6 +188,9 @@ void ddq_release__generic(void *prepared) {
     ddq_packed_conv *p = prepared;
     free(p->w);
     free(p->kblk);
+    free(p->bias16);
+    free(p->scale16);
+    free(p->bias16_ok);
     free(p->bias);
     ddq_requant_plan_free(&p->rq);
     free(p);

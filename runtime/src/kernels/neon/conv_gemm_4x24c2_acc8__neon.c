@@ -67,6 +67,20 @@ DDQ_ALWAYS_INLINE void store_channel(const acc8_out *q, int64_t o, const int16x8
                                count - 16);
 }
 
+/* nv vectors of the panel at x: one LD1 of nv registers (where the compiler sees separate loads
+ * it emits an LDP and an LDR plus the pointer update). */
+DDQ_ALWAYS_INLINE void load_x(const int8_t *x, int8x16_t xv[3], const int nv) {
+    if (nv == 3) {
+        const int8x16x3_t t = vld1q_s8_x3(x);
+        xv[0] = t.val[0], xv[1] = t.val[1], xv[2] = t.val[2];
+    } else if (nv == 2) {
+        const int8x16x2_t t = vld1q_s8_x2(x);
+        xv[0] = t.val[0], xv[1] = t.val[1];
+    } else {
+        xv[0] = vld1q_s8(x);
+    }
+}
+
 /* The byte sums of one run of `length` pairs from xr / wr (advanced past it) into c. */
 DDQ_ALWAYS_INLINE void run_bytes(const int8_t **xr, const int8_t **wr, int64_t pitch, int64_t length,
                                  int8x16_t c[ACC8_BLOCK][3], const int nv) {
@@ -74,7 +88,7 @@ DDQ_ALWAYS_INLINE void run_bytes(const int8_t **xr, const int8_t **wr, int64_t p
     { /* the run's first pair: MUL, so nothing needs zeroing */
         const int16x8x4_t wv = vld4q_dup_s16((const int16_t *)w);
         int8x16_t xv[3];
-        for (int v = 0; v < nv; v++) xv[v] = vld1q_s8(x + 16 * v);
+        load_x(x, xv, nv);
         for (int i = 0; i < ACC8_BLOCK; i++)
             for (int v = 0; v < nv; v++) c[i][v] = vmulq_s8(xv[v], vreinterpretq_s8_s16(wv.val[i]));
         x += pitch;
@@ -84,7 +98,7 @@ DDQ_ALWAYS_INLINE void run_bytes(const int8_t **xr, const int8_t **wr, int64_t p
     for (int64_t g = 1; g < length; g++, x += pitch, w += ACC8_BLOCK * ACC8_GROUP) {
         const int16x8x4_t wv = vld4q_dup_s16((const int16_t *)w);
         int8x16_t xv[3];
-        for (int v = 0; v < nv; v++) xv[v] = vld1q_s8(x + 16 * v);
+        load_x(x, xv, nv);
         for (int i = 0; i < ACC8_BLOCK; i++)
             for (int v = 0; v < nv; v++) c[i][v] = vmlaq_s8(c[i][v], xv[v], vreinterpretq_s8_s16(wv.val[i]));
     }

@@ -16,6 +16,8 @@
  * last pixel may hold other pixels' values; their lanes may wrap, but are never stored. */
 #include "neon.h"
 
+#define DDQ_ALWAYS_INLINE static inline __attribute__((always_inline))
+
 typedef struct acc16_out {
     const ddq_packed_conv *pc;
     int32_t zp, lo, hi;
@@ -347,7 +349,6 @@ static void tile_16x4t(const acc16_out *q, const int16_t *xp, int64_t nps, const
 
 /* Channel o's 16 int16 sums (c0: pixels 0–7, c1: 8–15) + its bias b, requantized in the fast
  * form (multiplier m0, −r and l in every lane) and clamped, as 16 bytes. */
-#define DDQ_ALWAYS_INLINE static inline __attribute__((always_inline))
 DDQ_ALWAYS_INLINE uint8x16_t requant16_fast(int16x8_t c0, int16x8_t c1, int32x4_t b, int32x4_t m0, int32x4_t nr,
                                             int32x4_t l, int16x8_t zp, uint8x16_t lo, uint8x16_t hi,
                                             const int shift) {
@@ -415,6 +416,98 @@ DDQ_ALWAYS_INLINE void tile_8x16_full(const ddq_packed_conv *pc, const int16_t *
 #undef LANE
 }
 
+/* Row of the bias tile's assembly loop: the 16 MLA of one panel row (pixels in X0, X1) by the 8
+ * weights in W (v0–v15: MLA by a 16-bit element takes no higher register). */
+#define MLA_ROW(X0, X1, W) \
+    "mla %[c0a].8h, " X0 ".8h, " W ".h[0]\n\t mla %[c0b].8h, " X1 ".8h, " W ".h[0]\n\t" \
+    "mla %[c1a].8h, " X0 ".8h, " W ".h[1]\n\t mla %[c1b].8h, " X1 ".8h, " W ".h[1]\n\t" \
+    "mla %[c2a].8h, " X0 ".8h, " W ".h[2]\n\t mla %[c2b].8h, " X1 ".8h, " W ".h[2]\n\t" \
+    "mla %[c3a].8h, " X0 ".8h, " W ".h[3]\n\t mla %[c3b].8h, " X1 ".8h, " W ".h[3]\n\t" \
+    "mla %[c4a].8h, " X0 ".8h, " W ".h[4]\n\t mla %[c4b].8h, " X1 ".8h, " W ".h[4]\n\t" \
+    "mla %[c5a].8h, " X0 ".8h, " W ".h[5]\n\t mla %[c5b].8h, " X1 ".8h, " W ".h[5]\n\t" \
+    "mla %[c6a].8h, " X0 ".8h, " W ".h[6]\n\t mla %[c6b].8h, " X1 ".8h, " W ".h[6]\n\t" \
+    "mla %[c7a].8h, " X0 ".8h, " W ".h[7]\n\t mla %[c7b].8h, " X1 ".8h, " W ".h[7]\n\t"
+
+/* The bias tile: 8 channels × 16 pixels, all of them stored, every channel with its bias in the
+ * int16 sums (ddq_packed_conv.bias16_ok: bias + Σ w·(x − zp) lies in int16 for every input, so
+ * the lanes, which wrap modulo 2^16, end at the exact sums). The accumulators start at the
+ * biases, and the K rows run in an assembly loop, two rows an iteration: per row one LD1 of its
+ * 16 pixels and one of its 8 weights, both post-indexed, and 16 MLA by element (GCC's loop
+ * spends four more instructions a row on addressing). The requantization is the fast form of
+ * gemm_plan.h with l = 15 + shift and r = 15: SMULL of the int16 sum by the channel's 2^l
+ * (l ≤ 14, |sum · 2^l| < 2^31), SQDMULH by m0, SQRSHRN #15, which rounds, narrows and
+ * saturates like SRSHL then SQXTN; then SQADD zp, SQXTUN and the clamp as in mbqm__neon.h
+ * (`plain`: zp and act_min are 0, and SQXTUN's saturation at 0 is the lower clamp). */
+DDQ_ALWAYS_INLINE void tile_8x16_bias16(const ddq_packed_conv *pc, const int16_t *xp, int64_t nps,
+                                        const int16_t *wp, int64_t K, int64_t o0, uint8_t *y, int64_t P,
+                                        int16x8_t zp, uint8x16_t lo, uint8x16_t hi, const int plain) {
+    const int16x8_t b = vld1q_s16(pc->bias16 + o0);
+    int16x8_t c0a, c0b, c1a, c1b, c2a, c2b, c3a, c3b, c4a, c4b, c5a, c5b, c6a, c6b, c7a, c7b;
+    const int16_t *x = xp, *w = wp;
+    int64_t n = K; /* ≥ 1 */
+    const int64_t pitch = nps * (int64_t)sizeof(int16_t);
+    /* the accumulators are outputs only (the asm starts them at the biases): in-out operands
+     * count twice against GCC's limit of 30 */
+    __asm__("dup %[c0a].8h, %[b].h[0]\n\t dup %[c0b].8h, %[b].h[0]\n\t"
+            "dup %[c1a].8h, %[b].h[1]\n\t dup %[c1b].8h, %[b].h[1]\n\t"
+            "dup %[c2a].8h, %[b].h[2]\n\t dup %[c2b].8h, %[b].h[2]\n\t"
+            "dup %[c3a].8h, %[b].h[3]\n\t dup %[c3b].8h, %[b].h[3]\n\t"
+            "dup %[c4a].8h, %[b].h[4]\n\t dup %[c4b].8h, %[b].h[4]\n\t"
+            "dup %[c5a].8h, %[b].h[5]\n\t dup %[c5b].8h, %[b].h[5]\n\t"
+            "dup %[c6a].8h, %[b].h[6]\n\t dup %[c6b].8h, %[b].h[6]\n\t"
+            "dup %[c7a].8h, %[b].h[7]\n\t dup %[c7b].8h, %[b].h[7]\n\t"
+            "tbz %[n], #0, 1f\n\t"
+            "ld1 {v30.8h, v31.8h}, [%[x]], %[pitch]\n\t"
+            "ld1 {v15.8h}, [%[w]], #16\n\t" MLA_ROW("v30", "v31", "v15")
+            "subs %[n], %[n], #1\n\t"
+            "b.eq 2f\n"
+            "1:\n\t"
+            "ld1 {v30.8h, v31.8h}, [%[x]], %[pitch]\n\t"
+            "ld1 {v15.8h}, [%[w]], #16\n\t"
+            "ld1 {v28.8h, v29.8h}, [%[x]], %[pitch]\n\t"
+            "ld1 {v14.8h}, [%[w]], #16\n\t" MLA_ROW("v30", "v31", "v15") MLA_ROW("v28", "v29", "v14")
+            "subs %[n], %[n], #2\n\t"
+            "b.ne 1b\n"
+            "2:\n"
+            : [x] "+r"(x), [w] "+r"(w), [n] "+r"(n), [c0a] "=&w"(c0a), [c0b] "=&w"(c0b), [c1a] "=&w"(c1a),
+              [c1b] "=&w"(c1b), [c2a] "=&w"(c2a), [c2b] "=&w"(c2b), [c3a] "=&w"(c3a), [c3b] "=&w"(c3b),
+              [c4a] "=&w"(c4a), [c4b] "=&w"(c4b), [c5a] "=&w"(c5a), [c5b] "=&w"(c5b), [c6a] "=&w"(c6a),
+              [c6b] "=&w"(c6b), [c7a] "=&w"(c7a), [c7b] "=&w"(c7b)
+            : [pitch] "r"(pitch), [b] "w"(b)
+            : "v14", "v15", "v28", "v29", "v30", "v31", "cc", "memory");
+    /* loaded after the loop: the byte stores below may alias anything read through pc */
+    const int16x8_t sc = vld1q_s16(pc->scale16 + o0);
+    const int32x4_t m0[2] = {vld1q_s32(pc->rq.m0 + o0), vld1q_s32(pc->rq.m0 + o0 + 4)};
+    uint8_t *yo = y + o0 * P;
+    /* channel i: its 2^l and m0 by element (lane indices must be constant expressions) */
+#define STORE_B16(i, ca, cb) \
+    do { \
+        const int32x4_t a0 = vqdmulhq_laneq_s32(vmull_laneq_s16(vget_low_s16(ca), sc, i), m0[(i) / 4], (i) % 4); \
+        const int32x4_t a1 = vqdmulhq_laneq_s32(vmull_high_laneq_s16(ca, sc, i), m0[(i) / 4], (i) % 4); \
+        const int32x4_t a2 = vqdmulhq_laneq_s32(vmull_laneq_s16(vget_low_s16(cb), sc, i), m0[(i) / 4], (i) % 4); \
+        const int32x4_t a3 = vqdmulhq_laneq_s32(vmull_high_laneq_s16(cb, sc, i), m0[(i) / 4], (i) % 4); \
+        int16x8_t h0 = vqrshrn_high_n_s32(vqrshrn_n_s32(a0, 15), a1, 15); \
+        int16x8_t h1 = vqrshrn_high_n_s32(vqrshrn_n_s32(a2, 15), a3, 15); \
+        if (!plain) { \
+            h0 = vqaddq_s16(h0, zp); \
+            h1 = vqaddq_s16(h1, zp); \
+        } \
+        uint8x16_t u = vqmovun_high_s16(vqmovun_s16(h0), h1); \
+        if (!plain) u = vmaxq_u8(u, lo); \
+        vst1q_u8(yo + (i) * P, vminq_u8(u, hi)); \
+    } while (0)
+    STORE_B16(0, c0a, c0b);
+    STORE_B16(1, c1a, c1b);
+    STORE_B16(2, c2a, c2b);
+    STORE_B16(3, c3a, c3b);
+    STORE_B16(4, c4a, c4b);
+    STORE_B16(5, c5a, c5b);
+    STORE_B16(6, c6a, c6b);
+    STORE_B16(7, c7a, c7b);
+#undef STORE_B16
+}
+#undef MLA_ROW
+
 void ddq_conv_gemm_acc16_block__neon(const ddq_packed_conv *pc, int32_t zp, int32_t lo, int32_t hi,
                                      const int16_t *panel, int64_t nps, int64_t n, int64_t o0, int64_t ob,
                                      int64_t oe, uint8_t *y, int64_t P, int pair) {
@@ -426,6 +519,14 @@ void ddq_conv_gemm_acc16_block__neon(const ddq_packed_conv *pc, int32_t zp, int3
         return;
     }
     int64_t j = 0;
+    if (pc->bias16_ok[o0 / DDQ_GEMM_BLOCK] && ob == o0 && oe == o0 + DDQ_GEMM_BLOCK) {
+        const int16x8_t zpv = vdupq_n_s16((int16_t)zp);
+        const uint8x16_t lov = vdupq_n_u8((uint8_t)lo), hiv = vdupq_n_u8((uint8_t)hi);
+        if (zp == 0 && lo == 0)
+            for (; n - j >= 16; j += 16) tile_8x16_bias16(pc, panel + j, nps, wb, K, o0, y + j, P, zpv, lov, hiv, 1);
+        else
+            for (; n - j >= 16; j += 16) tile_8x16_bias16(pc, panel + j, nps, wb, K, o0, y + j, P, zpv, lov, hiv, 0);
+    }
     if (kb >= K && pc->rq.fast && ob == o0 && oe == o0 + DDQ_GEMM_BLOCK) {
         const int16x8_t zpv = vdupq_n_s16((int16_t)zp);
         const uint8x16_t lov = vdupq_n_u8((uint8_t)lo), hiv = vdupq_n_u8((uint8_t)hi);
