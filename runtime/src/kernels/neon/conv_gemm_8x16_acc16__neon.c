@@ -508,6 +508,60 @@ DDQ_ALWAYS_INLINE void tile_8x16_bias16(const ddq_packed_conv *pc, const int16_t
 }
 #undef MLA_ROW
 
+/* 8 channels × 8 pixels, all stored, for a block whose K rows need several k-blocks (kb < K:
+ * 8-bit weights, or long K): each k-block's rows run in an assembly loop into 8 int16 sums (the
+ * first row multiplies, the others MLA by element; one post-indexed LD1 each of the row's pixels
+ * and weights), which are then widened onto the 16 int32 sums that started at the biases. The
+ * compiled loop of tile_8x8 spent about as much again on addressing and on its generality. The
+ * requantization is the plan's fast form (prepared only when the plan proved it exact). */
+DDQ_ALWAYS_INLINE void tile_8x8_kblocks(const ddq_packed_conv *pc, const int16_t *xp, int64_t nps, const int16_t *wp,
+                                        int64_t K, int64_t kb, int64_t o0, uint8_t *y, int64_t P, int32_t zp,
+                                        int32_t lo, int32_t hi, const int shift) {
+    int32x4_t s[8][2];
+    for (int i = 0; i < 8; i++) s[i][0] = s[i][1] = vdupq_n_s32(pc->bias[o0 + i]);
+    const int16_t *x = xp, *w = wp;
+    const int64_t pitch = nps * (int64_t)sizeof(int16_t);
+    for (int64_t r0 = 0; r0 < K; r0 += kb) {
+        int64_t n = K - r0 < kb ? K - r0 : kb;
+        int16x8_t c0, c1, c2, c3, c4, c5, c6, c7;
+        __asm__("ld1 {v31.8h}, [%[x]], %[pitch]\n\t"
+                "ld1 {v15.8h}, [%[w]], #16\n\t"
+                "mul %[c0].8h, v31.8h, v15.h[0]\n\t mul %[c1].8h, v31.8h, v15.h[1]\n\t"
+                "mul %[c2].8h, v31.8h, v15.h[2]\n\t mul %[c3].8h, v31.8h, v15.h[3]\n\t"
+                "mul %[c4].8h, v31.8h, v15.h[4]\n\t mul %[c5].8h, v31.8h, v15.h[5]\n\t"
+                "mul %[c6].8h, v31.8h, v15.h[6]\n\t mul %[c7].8h, v31.8h, v15.h[7]\n\t"
+                "subs %[n], %[n], #1\n\t"
+                "b.eq 2f\n"
+                "1:\n\t"
+                "ld1 {v31.8h}, [%[x]], %[pitch]\n\t"
+                "ld1 {v15.8h}, [%[w]], #16\n\t"
+                "mla %[c0].8h, v31.8h, v15.h[0]\n\t mla %[c1].8h, v31.8h, v15.h[1]\n\t"
+                "mla %[c2].8h, v31.8h, v15.h[2]\n\t mla %[c3].8h, v31.8h, v15.h[3]\n\t"
+                "mla %[c4].8h, v31.8h, v15.h[4]\n\t mla %[c5].8h, v31.8h, v15.h[5]\n\t"
+                "mla %[c6].8h, v31.8h, v15.h[6]\n\t mla %[c7].8h, v31.8h, v15.h[7]\n\t"
+                "subs %[n], %[n], #1\n\t"
+                "b.ne 1b\n"
+                "2:\n"
+                : [x] "+r"(x), [w] "+r"(w), [n] "+r"(n), [c0] "=&w"(c0), [c1] "=&w"(c1), [c2] "=&w"(c2),
+                  [c3] "=&w"(c3), [c4] "=&w"(c4), [c5] "=&w"(c5), [c6] "=&w"(c6), [c7] "=&w"(c7)
+                : [pitch] "r"(pitch)
+                : "v15", "v31", "cc", "memory");
+        const int16x8_t c[8] = {c0, c1, c2, c3, c4, c5, c6, c7};
+        for (int i = 0; i < 8; i++) {
+            s[i][0] = vaddw_s16(s[i][0], vget_low_s16(c[i]));
+            s[i][1] = vaddw_high_s16(s[i][1], c[i]);
+        }
+    }
+    for (int i = 0; i < 8; i++) {
+        const ddq_requant_fast r = ddq_requant_fast_same(&pc->rq, o0 + i, zp, lo, hi);
+        const int32x4_t l = shift ? r.lshift[0] : vdupq_n_s32(0);
+        const int32x4_t v0 = vrshlq_s32(vqdmulhq_s32(shift ? vshlq_s32(s[i][0], l) : s[i][0], r.m0[0]), r.neg_r[0]);
+        const int32x4_t v1 = vrshlq_s32(vqdmulhq_s32(shift ? vshlq_s32(s[i][1], l) : s[i][1], r.m0[0]), r.neg_r[0]);
+        const int16x8_t v = vqaddq_s16(vqmovn_high_s32(vqmovn_s32(v0), v1), r.zp);
+        vst1_u8(y + (o0 + i) * P, vmin_u8(vmax_u8(vqmovun_s16(v), r.lo), r.hi));
+    }
+}
+
 void ddq_conv_gemm_acc16_block__neon(const ddq_packed_conv *pc, int32_t zp, int32_t lo, int32_t hi,
                                      const int16_t *panel, int64_t nps, int64_t n, int64_t o0, int64_t ob,
                                      int64_t oe, uint8_t *y, int64_t P, int pair) {
@@ -526,6 +580,12 @@ void ddq_conv_gemm_acc16_block__neon(const ddq_packed_conv *pc, int32_t zp, int3
             for (; n - j >= 16; j += 16) tile_8x16_bias16(pc, panel + j, nps, wb, K, o0, y + j, P, zpv, lov, hiv, 1);
         else
             for (; n - j >= 16; j += 16) tile_8x16_bias16(pc, panel + j, nps, wb, K, o0, y + j, P, zpv, lov, hiv, 0);
+    }
+    if (kb < K && pc->rq.fast && ob == o0 && oe == o0 + DDQ_GEMM_BLOCK) {
+        if (pc->rq.lshift_any)
+            for (; n - j >= 8; j += 8) tile_8x8_kblocks(pc, panel + j, nps, wb, K, kb, o0, y + j, P, zp, lo, hi, 1);
+        else
+            for (; n - j >= 8; j += 8) tile_8x8_kblocks(pc, panel + j, nps, wb, K, kb, o0, y + j, P, zp, lo, hi, 0);
     }
     if (kb >= K && pc->rq.fast && ob == o0 && oe == o0 + DDQ_GEMM_BLOCK) {
         const int16x8_t zpv = vdupq_n_s16((int16_t)zp);
