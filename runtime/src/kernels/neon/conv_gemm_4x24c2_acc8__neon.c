@@ -81,6 +81,50 @@ DDQ_ALWAYS_INLINE void load_x(const int8_t *x, int8x16_t xv[3], const int nv) {
     }
 }
 
+/* The full tile's sums (nv = 3) in assembly: every run of the block, each pair one post-indexed
+ * LD4R of the four channels' weight pairs, one post-indexed LD1 of the 24 pixels' pairs and 12
+ * MUL (a run's first pair) or MLA into byte accumulators in fixed registers (v0–v7, v16–v19),
+ * then SADDLP (first run) or SADALP into the int16 sums s. In C the compiler spilled the 12 int16
+ * sums around every run (the byte accumulators, the loads' consecutive registers and the sums
+ * fill the register file); here they stay in registers, and GCC's two or three addressing
+ * instructions a pair are gone. Run lengths come from ddq_run (4 bytes: length, widen). */
+#define ACC8_PAIR(OP) \
+    OP " v0.16b, v28.16b, v24.16b\n\t " OP " v1.16b, v29.16b, v24.16b\n\t " OP " v2.16b, v30.16b, v24.16b\n\t" \
+    OP " v3.16b, v28.16b, v25.16b\n\t " OP " v4.16b, v29.16b, v25.16b\n\t " OP " v5.16b, v30.16b, v25.16b\n\t" \
+    OP " v6.16b, v28.16b, v26.16b\n\t " OP " v7.16b, v29.16b, v26.16b\n\t " OP " v16.16b, v30.16b, v26.16b\n\t" \
+    OP " v17.16b, v28.16b, v27.16b\n\t " OP " v18.16b, v29.16b, v27.16b\n\t " OP " v19.16b, v30.16b, v27.16b\n\t"
+#define ACC8_LOADS "ld4r {v24.8h-v27.8h}, [%[w]], #8\n\t ld1 {v28.16b-v30.16b}, [%[x]], %[pitch]\n\t"
+/* one run: length in n (≥ 1), labels unique per use (L) */
+#define ACC8_RUN(L) \
+    "ldrh %w[n], [%[runs]], #4\n\t" ACC8_LOADS ACC8_PAIR("mul") "subs %[n], %[n], #1\n\t b.eq " L "2f\n" L \
+    "1:\n\t" ACC8_LOADS ACC8_PAIR("mla") "subs %[n], %[n], #1\n\t b.ne " L "1b\n" L "2:\n\t"
+#define ACC8_WIDEN(OP) \
+    OP " %[s00].8h, v0.16b\n\t " OP " %[s01].8h, v1.16b\n\t " OP " %[s02].8h, v2.16b\n\t" \
+    OP " %[s10].8h, v3.16b\n\t " OP " %[s11].8h, v4.16b\n\t " OP " %[s12].8h, v5.16b\n\t" \
+    OP " %[s20].8h, v6.16b\n\t " OP " %[s21].8h, v7.16b\n\t " OP " %[s22].8h, v16.16b\n\t" \
+    OP " %[s30].8h, v17.16b\n\t " OP " %[s31].8h, v18.16b\n\t " OP " %[s32].8h, v19.16b\n\t"
+
+DDQ_ALWAYS_INLINE void sums_24(const int8_t *x, int64_t pitch, const ddq_pairs_block *blk,
+                               int16x8_t s[ACC8_BLOCK][3]) {
+    const int8_t *w = blk->w;
+    const ddq_run *runs = blk->runs;
+    int64_t left = blk->nruns, n; /* ≥ 1 run */
+    __asm__(ACC8_RUN("3") ACC8_WIDEN("saddlp") "subs %[left], %[left], #1\n\t b.eq 6f\n"
+            "5:\n\t" ACC8_RUN("4") ACC8_WIDEN("sadalp") "subs %[left], %[left], #1\n\t b.ne 5b\n"
+            "6:\n"
+            : [x] "+r"(x), [w] "+r"(w), [runs] "+r"(runs), [left] "+r"(left), [n] "=&r"(n),
+              [s00] "=&w"(s[0][0]), [s01] "=&w"(s[0][1]), [s02] "=&w"(s[0][2]), [s10] "=&w"(s[1][0]),
+              [s11] "=&w"(s[1][1]), [s12] "=&w"(s[1][2]), [s20] "=&w"(s[2][0]), [s21] "=&w"(s[2][1]),
+              [s22] "=&w"(s[2][2]), [s30] "=&w"(s[3][0]), [s31] "=&w"(s[3][1]), [s32] "=&w"(s[3][2])
+            : [pitch] "r"(pitch)
+            : "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v16", "v17", "v18", "v19", "v24", "v25", "v26", "v27",
+              "v28", "v29", "v30", "cc", "memory");
+}
+#undef ACC8_WIDEN
+#undef ACC8_RUN
+#undef ACC8_LOADS
+#undef ACC8_PAIR
+
 /* The byte sums of one run of `length` pairs from xr / wr (advanced past it) into c. */
 DDQ_ALWAYS_INLINE void run_bytes(const int8_t **xr, const int8_t **wr, int64_t pitch, int64_t length,
                                  int8x16_t c[ACC8_BLOCK][3], const int nv) {
@@ -113,16 +157,20 @@ DDQ_ALWAYS_INLINE void tile_4xN(const acc8_out *q, const int8_t *xp, int64_t pit
                                 const int shift) {
     const ddq_run *runs = blk->runs;
     int16x8_t s[ACC8_BLOCK][3];
-    int8x16_t c[ACC8_BLOCK][3];
-    const int8_t *xr = xp, *wr = blk->w;
-    /* prepare gave every block at least one run; each pixel's two parities go into its int16 lane */
-    run_bytes(&xr, &wr, pitch, runs[0].length, c, nv);
-    for (int i = 0; i < ACC8_BLOCK; i++)
-        for (int v = 0; v < nv; v++) s[i][v] = vpaddlq_s8(c[i][v]);
-    for (int64_t ri = 1; ri < blk->nruns; ri++) {
-        run_bytes(&xr, &wr, pitch, runs[ri].length, c, nv);
+    if (nv == 3) {
+        sums_24(xp, pitch, blk, s);
+    } else {
+        int8x16_t c[ACC8_BLOCK][3];
+        const int8_t *xr = xp, *wr = blk->w;
+        /* prepare gave every block at least one run; each pixel's two parities go into its int16 lane */
+        run_bytes(&xr, &wr, pitch, runs[0].length, c, nv);
         for (int i = 0; i < ACC8_BLOCK; i++)
-            for (int v = 0; v < nv; v++) s[i][v] = vpadalq_s8(s[i][v], c[i][v]);
+            for (int v = 0; v < nv; v++) s[i][v] = vpaddlq_s8(c[i][v]);
+        for (int64_t ri = 1; ri < blk->nruns; ri++) {
+            run_bytes(&xr, &wr, pitch, runs[ri].length, c, nv);
+            for (int i = 0; i < ACC8_BLOCK; i++)
+                for (int v = 0; v < nv; v++) s[i][v] = vpadalq_s8(s[i][v], c[i][v]);
+        }
     }
     for (int i = 0; i < ACC8_BLOCK; i++)
         if (o0 + i >= ob && o0 + i < oe) store_channel(q, o0 + i, s[i], y + (o0 + i) * q->P, count, nv, shift);
