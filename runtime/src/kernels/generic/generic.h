@@ -18,9 +18,11 @@ enum ddq_conv_path {
     DDQ_CONV_REFERENCE = 0, /* anything else: the reference kernel */
     DDQ_CONV_GEMM,          /* groups = 1, any kernel, stride, dilation, padding: int16 im2col + GEMM */
     DDQ_CONV_DW3X3,         /* depthwise (groups = C = O), 3×3, stride 1 or 2 each way, dilation 1 */
-    /* never a classification: what neon prepared for a GEMM on pairs of taps (neon.h) */
+    /* never a classification: what neon prepared for a GEMM on pairs of taps (neon.h), and for a
+     * fully_connected (fully_connected__neon.c) */
     DDQ_CONV_GEMM_ACC8,
     DDQ_CONV_GEMM_MULL,
+    DDQ_FC_BYTES,
 };
 
 /* The GEMM's output-channel block: weights are packed [⌈O/8⌉][K][8] (K = C·KH·KW). */

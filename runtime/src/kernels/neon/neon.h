@@ -70,6 +70,10 @@ void *ddq_dw_prepare__neon(const ddq_model *model, const ddq_op *op);
 void ddq_dw_release__neon(void *prepared);
 size_t ddq_dw_scratch_bytes__neon(const ddq_model *model, const ddq_op *op);
 void ddq_dwconv3x3__neon(const ddq_op_args *a, int64_t begin, int64_t end);
+/* fully_connected (fully_connected__neon.c): its own preparation (DDQ_FC_BYTES); scratch: the
+ * input as int8, within generic's int16 input. */
+void *ddq_fc_prepare__neon(const ddq_model *model, const ddq_op *op);
+void ddq_fc_release__neon(void *prepared);
 /* The set's hooks (neon_set.c), which neondot shares for the ops it does not replace. */
 void *ddq_prepare__neon(const ddq_model *model, const ddq_op *op);
 void ddq_release__neon(void *prepared);

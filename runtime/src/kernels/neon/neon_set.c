@@ -40,6 +40,7 @@ static int conv_path(const ddq_model *model, const ddq_op *op) {
  * are 7–23 % slower with mull, K ≥ 64 are 3–16 % faster). */
 #define MULL_MIN_K 48
 void *ddq_prepare__neon(const ddq_model *model, const ddq_op *op) {
+    if (op->kind == DDQ_OP_FULLY_CONNECTED) return ddq_fc_prepare__neon(model, op);
     switch (conv_path(model, op)) {
     case DDQ_CONV_DW3X3:
         return ddq_dw_prepare__neon(model, op);
@@ -69,6 +70,9 @@ void ddq_release__neon(void *prepared) {
     case DDQ_CONV_GEMM_ACC8:
     case DDQ_CONV_GEMM_MULL:
         ddq_gemm_pairs_release__neon(prepared);
+        break;
+    case DDQ_FC_BYTES:
+        ddq_fc_release__neon(prepared);
         break;
     default:
         ddq_release__generic(prepared);
