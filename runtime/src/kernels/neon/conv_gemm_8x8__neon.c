@@ -50,26 +50,76 @@ DDQ_ALWAYS_INLINE uint8x8_t requant8_fast(int32x4_t lo, int32x4_t hi, int32x4_t 
  * `full`: all 8 channels and 8 pixels are stored and the plan admits the fast requantization,
  * so the epilogue runs straight-line, with each channel's constants taken from four-channel
  * vectors (`shift`: some channel has l > 0). */
+/* The 16 SMLAL/SMLAL2 of one row (pixels in X, the 8 channels' weights in W, v0–v15). */
+#define SMLAL_ROW(X, W) \
+    "smlal %[a0l].4s, " X ".4h, " W ".h[0]\n\t smlal2 %[a0h].4s, " X ".8h, " W ".h[0]\n\t" \
+    "smlal %[a1l].4s, " X ".4h, " W ".h[1]\n\t smlal2 %[a1h].4s, " X ".8h, " W ".h[1]\n\t" \
+    "smlal %[a2l].4s, " X ".4h, " W ".h[2]\n\t smlal2 %[a2h].4s, " X ".8h, " W ".h[2]\n\t" \
+    "smlal %[a3l].4s, " X ".4h, " W ".h[3]\n\t smlal2 %[a3h].4s, " X ".8h, " W ".h[3]\n\t" \
+    "smlal %[a4l].4s, " X ".4h, " W ".h[4]\n\t smlal2 %[a4h].4s, " X ".8h, " W ".h[4]\n\t" \
+    "smlal %[a5l].4s, " X ".4h, " W ".h[5]\n\t smlal2 %[a5h].4s, " X ".8h, " W ".h[5]\n\t" \
+    "smlal %[a6l].4s, " X ".4h, " W ".h[6]\n\t smlal2 %[a6h].4s, " X ".8h, " W ".h[6]\n\t" \
+    "smlal %[a7l].4s, " X ".4h, " W ".h[7]\n\t smlal2 %[a7h].4s, " X ".8h, " W ".h[7]\n\t"
+
 DDQ_ALWAYS_INLINE void tile_8x8(const gemm_out *q, const int16_t *xp, int64_t nps, const int16_t *wp, int64_t K,
                                 int64_t o0, int64_t ob, int64_t oe, uint8_t *y, int64_t P, int64_t count,
                                 const int full, const int shift) {
     const int32_t *b = q->pc->bias + o0; /* the accumulators start at the biases */
-    int32x4_t a0l = vld1q_dup_s32(b), a0h = a0l, a1l = vld1q_dup_s32(b + 1), a1h = a1l;
-    int32x4_t a2l = vld1q_dup_s32(b + 2), a2h = a2l, a3l = vld1q_dup_s32(b + 3), a3h = a3l;
-    int32x4_t a4l = vld1q_dup_s32(b + 4), a4h = a4l, a5l = vld1q_dup_s32(b + 5), a5h = a5l;
-    int32x4_t a6l = vld1q_dup_s32(b + 6), a6h = a6l, a7l = vld1q_dup_s32(b + 7), a7h = a7l;
+    int32x4_t a0l, a0h, a1l, a1h, a2l, a2h, a3l, a3h, a4l, a4h, a5l, a5h, a6l, a6h, a7l, a7h;
+    if (full) {
+        /* the rows in assembly, two an iteration: per row one post-indexed LD1 each of the pixels
+         * and the weights and 16 SMLAL by element (GCC's loop spends two or three more on
+         * addressing). The accumulators are outputs only, started at the biases inside (in-out
+         * operands count twice against GCC's limit of 30). */
+        const int32x4_t b0 = vld1q_s32(b), b1 = vld1q_s32(b + 4);
+        const int16_t *x = xp, *w = wp;
+        int64_t n = K; /* ≥ 1 */
+        const int64_t pitch = nps * (int64_t)sizeof(int16_t);
+        __asm__("dup %[a0l].4s, %[b0].s[0]\n\t dup %[a0h].4s, %[b0].s[0]\n\t"
+                "dup %[a1l].4s, %[b0].s[1]\n\t dup %[a1h].4s, %[b0].s[1]\n\t"
+                "dup %[a2l].4s, %[b0].s[2]\n\t dup %[a2h].4s, %[b0].s[2]\n\t"
+                "dup %[a3l].4s, %[b0].s[3]\n\t dup %[a3h].4s, %[b0].s[3]\n\t"
+                "dup %[a4l].4s, %[b1].s[0]\n\t dup %[a4h].4s, %[b1].s[0]\n\t"
+                "dup %[a5l].4s, %[b1].s[1]\n\t dup %[a5h].4s, %[b1].s[1]\n\t"
+                "dup %[a6l].4s, %[b1].s[2]\n\t dup %[a6h].4s, %[b1].s[2]\n\t"
+                "dup %[a7l].4s, %[b1].s[3]\n\t dup %[a7h].4s, %[b1].s[3]\n\t"
+                "tbz %[n], #0, 1f\n\t"
+                "ld1 {v31.8h}, [%[x]], %[pitch]\n\t"
+                "ld1 {v15.8h}, [%[w]], #16\n\t" SMLAL_ROW("v31", "v15")
+                "subs %[n], %[n], #1\n\t"
+                "b.eq 2f\n"
+                "1:\n\t"
+                "ld1 {v31.8h}, [%[x]], %[pitch]\n\t"
+                "ld1 {v15.8h}, [%[w]], #16\n\t"
+                "ld1 {v30.8h}, [%[x]], %[pitch]\n\t"
+                "ld1 {v14.8h}, [%[w]], #16\n\t" SMLAL_ROW("v31", "v15") SMLAL_ROW("v30", "v14")
+                "subs %[n], %[n], #2\n\t"
+                "b.ne 1b\n"
+                "2:\n"
+                : [x] "+r"(x), [w] "+r"(w), [n] "+r"(n), [a0l] "=&w"(a0l), [a0h] "=&w"(a0h), [a1l] "=&w"(a1l),
+                  [a1h] "=&w"(a1h), [a2l] "=&w"(a2l), [a2h] "=&w"(a2h), [a3l] "=&w"(a3l), [a3h] "=&w"(a3h),
+                  [a4l] "=&w"(a4l), [a4h] "=&w"(a4h), [a5l] "=&w"(a5l), [a5h] "=&w"(a5h), [a6l] "=&w"(a6l),
+                  [a6h] "=&w"(a6h), [a7l] "=&w"(a7l), [a7h] "=&w"(a7h)
+                : [pitch] "r"(pitch), [b0] "w"(b0), [b1] "w"(b1)
+                : "v14", "v15", "v30", "v31", "cc", "memory");
+    } else {
+        a0l = a0h = vld1q_dup_s32(b), a1l = a1h = vld1q_dup_s32(b + 1);
+        a2l = a2h = vld1q_dup_s32(b + 2), a3l = a3h = vld1q_dup_s32(b + 3);
+        a4l = a4h = vld1q_dup_s32(b + 4), a5l = a5h = vld1q_dup_s32(b + 5);
+        a6l = a6h = vld1q_dup_s32(b + 6), a7l = a7h = vld1q_dup_s32(b + 7);
 #pragma GCC unroll 2
-    for (int64_t r = 0; r < K; r++) {
-        const int16x8_t xv = vld1q_s16(xp + r * nps);
-        const int16x8_t wv = vld1q_s16(wp + r * DDQ_GEMM_BLOCK);
-        MLA8(0, 0);
-        MLA8(1, 1);
-        MLA8(2, 2);
-        MLA8(3, 3);
-        MLA8(4, 4);
-        MLA8(5, 5);
-        MLA8(6, 6);
-        MLA8(7, 7);
+        for (int64_t r = 0; r < K; r++) {
+            const int16x8_t xv = vld1q_s16(xp + r * nps);
+            const int16x8_t wv = vld1q_s16(wp + r * DDQ_GEMM_BLOCK);
+            MLA8(0, 0);
+            MLA8(1, 1);
+            MLA8(2, 2);
+            MLA8(3, 3);
+            MLA8(4, 4);
+            MLA8(5, 5);
+            MLA8(6, 6);
+            MLA8(7, 7);
+        }
     }
     if (!full) {
         STORE(0);
