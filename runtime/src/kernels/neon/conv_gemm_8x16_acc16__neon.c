@@ -418,15 +418,11 @@ DDQ_ALWAYS_INLINE void tile_8x16_full(const ddq_packed_conv *pc, const int16_t *
 
 /* Row of the bias tile's assembly loop: the 16 MLA of one panel row (pixels in X0, X1) by the 8
  * weights in W (v0–v15: MLA by a 16-bit element takes no higher register). */
-#define MLA_ROW(X0, X1, W) \
-    "mla %[c0a].8h, " X0 ".8h, " W ".h[0]\n\t mla %[c0b].8h, " X1 ".8h, " W ".h[0]\n\t" \
-    "mla %[c1a].8h, " X0 ".8h, " W ".h[1]\n\t mla %[c1b].8h, " X1 ".8h, " W ".h[1]\n\t" \
-    "mla %[c2a].8h, " X0 ".8h, " W ".h[2]\n\t mla %[c2b].8h, " X1 ".8h, " W ".h[2]\n\t" \
-    "mla %[c3a].8h, " X0 ".8h, " W ".h[3]\n\t mla %[c3b].8h, " X1 ".8h, " W ".h[3]\n\t" \
-    "mla %[c4a].8h, " X0 ".8h, " W ".h[4]\n\t mla %[c4b].8h, " X1 ".8h, " W ".h[4]\n\t" \
-    "mla %[c5a].8h, " X0 ".8h, " W ".h[5]\n\t mla %[c5b].8h, " X1 ".8h, " W ".h[5]\n\t" \
-    "mla %[c6a].8h, " X0 ".8h, " W ".h[6]\n\t mla %[c6b].8h, " X1 ".8h, " W ".h[6]\n\t" \
-    "mla %[c7a].8h, " X0 ".8h, " W ".h[7]\n\t mla %[c7b].8h, " X1 ".8h, " W ".h[7]\n\t"
+#define MLA_LINE(i, X0, X1, W) \
+    "mla %[c" #i "a].8h, " X0 ".8h, " W ".h[" #i "]\n\t mla %[c" #i "b].8h, " X1 ".8h, " W ".h[" #i "]\n\t"
+#define MLA_ROW(X0, X1, W) DDQ_ASM_8CH(MLA_LINE, X0, X1, W)
+/* both sums of channel i start at its bias, lane i of b */
+#define DUP_LINE(i, _0, _1, _2) "dup %[c" #i "a].8h, %[b].h[" #i "]\n\t dup %[c" #i "b].8h, %[b].h[" #i "]\n\t"
 
 /* The bias tile: 8 channels × 16 pixels, all of them stored, every channel with its bias in the
  * int16 sums (ddq_packed_conv.bias16_ok: bias + Σ w·(x − zp) lies in int16 for every input, so
@@ -448,14 +444,7 @@ DDQ_ALWAYS_INLINE void tile_8x16_bias16(const ddq_packed_conv *pc, const int16_t
     const int64_t pitch = nps * (int64_t)sizeof(int16_t);
     /* the accumulators are outputs only (the asm starts them at the biases): in-out operands
      * count twice against GCC's limit of 30 */
-    __asm__("dup %[c0a].8h, %[b].h[0]\n\t dup %[c0b].8h, %[b].h[0]\n\t"
-            "dup %[c1a].8h, %[b].h[1]\n\t dup %[c1b].8h, %[b].h[1]\n\t"
-            "dup %[c2a].8h, %[b].h[2]\n\t dup %[c2b].8h, %[b].h[2]\n\t"
-            "dup %[c3a].8h, %[b].h[3]\n\t dup %[c3b].8h, %[b].h[3]\n\t"
-            "dup %[c4a].8h, %[b].h[4]\n\t dup %[c4b].8h, %[b].h[4]\n\t"
-            "dup %[c5a].8h, %[b].h[5]\n\t dup %[c5b].8h, %[b].h[5]\n\t"
-            "dup %[c6a].8h, %[b].h[6]\n\t dup %[c6b].8h, %[b].h[6]\n\t"
-            "dup %[c7a].8h, %[b].h[7]\n\t dup %[c7b].8h, %[b].h[7]\n\t"
+    __asm__(DDQ_ASM_8CH(DUP_LINE, , , )
             "tbz %[n], #0, 1f\n\t"
             "ld1 {v30.8h, v31.8h}, [%[x]], %[pitch]\n\t"
             "ld1 {v15.8h}, [%[w]], #16\n\t" MLA_ROW("v30", "v31", "v15")
@@ -507,6 +496,11 @@ DDQ_ALWAYS_INLINE void tile_8x16_bias16(const ddq_packed_conv *pc, const int16_t
 #undef STORE_B16
 }
 #undef MLA_ROW
+#undef MLA_LINE
+#undef DUP_LINE
+
+/* OP (MUL or MLA) of channel i's int16 sum c<i> by the pixels in X and its weight, lane i of W. */
+#define BY_ELEMENT_LINE(i, OP, X, W) OP " %[c" #i "].8h, " X ".8h, " W ".h[" #i "]\n\t"
 
 /* 8 channels × 8 pixels, all stored, for a block whose K rows need several k-blocks (kb < K:
  * 8-bit weights, or long K): each k-block's rows run in an assembly loop into 8 int16 sums (the
@@ -526,19 +520,13 @@ DDQ_ALWAYS_INLINE void tile_8x8_kblocks(const ddq_packed_conv *pc, const int16_t
         int16x8_t c0, c1, c2, c3, c4, c5, c6, c7;
         __asm__("ld1 {v31.8h}, [%[x]], %[pitch]\n\t"
                 "ld1 {v15.8h}, [%[w]], #16\n\t"
-                "mul %[c0].8h, v31.8h, v15.h[0]\n\t mul %[c1].8h, v31.8h, v15.h[1]\n\t"
-                "mul %[c2].8h, v31.8h, v15.h[2]\n\t mul %[c3].8h, v31.8h, v15.h[3]\n\t"
-                "mul %[c4].8h, v31.8h, v15.h[4]\n\t mul %[c5].8h, v31.8h, v15.h[5]\n\t"
-                "mul %[c6].8h, v31.8h, v15.h[6]\n\t mul %[c7].8h, v31.8h, v15.h[7]\n\t"
+                DDQ_ASM_8CH(BY_ELEMENT_LINE, "mul", "v31", "v15")
                 "subs %[n], %[n], #1\n\t"
                 "b.eq 2f\n"
                 "1:\n\t"
                 "ld1 {v31.8h}, [%[x]], %[pitch]\n\t"
                 "ld1 {v15.8h}, [%[w]], #16\n\t"
-                "mla %[c0].8h, v31.8h, v15.h[0]\n\t mla %[c1].8h, v31.8h, v15.h[1]\n\t"
-                "mla %[c2].8h, v31.8h, v15.h[2]\n\t mla %[c3].8h, v31.8h, v15.h[3]\n\t"
-                "mla %[c4].8h, v31.8h, v15.h[4]\n\t mla %[c5].8h, v31.8h, v15.h[5]\n\t"
-                "mla %[c6].8h, v31.8h, v15.h[6]\n\t mla %[c7].8h, v31.8h, v15.h[7]\n\t"
+                DDQ_ASM_8CH(BY_ELEMENT_LINE, "mla", "v31", "v15")
                 "subs %[n], %[n], #1\n\t"
                 "b.ne 1b\n"
                 "2:\n"

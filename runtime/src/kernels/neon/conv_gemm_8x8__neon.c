@@ -51,15 +51,9 @@ DDQ_ALWAYS_INLINE uint8x8_t requant8_fast(int32x4_t lo, int32x4_t hi, int32x4_t 
  * so the epilogue runs straight-line, with each channel's constants taken from four-channel
  * vectors (`shift`: some channel has l > 0). */
 /* The 16 SMLAL/SMLAL2 of one row (pixels in X, the 8 channels' weights in W, v0–v15). */
-#define SMLAL_ROW(X, W) \
-    "smlal %[a0l].4s, " X ".4h, " W ".h[0]\n\t smlal2 %[a0h].4s, " X ".8h, " W ".h[0]\n\t" \
-    "smlal %[a1l].4s, " X ".4h, " W ".h[1]\n\t smlal2 %[a1h].4s, " X ".8h, " W ".h[1]\n\t" \
-    "smlal %[a2l].4s, " X ".4h, " W ".h[2]\n\t smlal2 %[a2h].4s, " X ".8h, " W ".h[2]\n\t" \
-    "smlal %[a3l].4s, " X ".4h, " W ".h[3]\n\t smlal2 %[a3h].4s, " X ".8h, " W ".h[3]\n\t" \
-    "smlal %[a4l].4s, " X ".4h, " W ".h[4]\n\t smlal2 %[a4h].4s, " X ".8h, " W ".h[4]\n\t" \
-    "smlal %[a5l].4s, " X ".4h, " W ".h[5]\n\t smlal2 %[a5h].4s, " X ".8h, " W ".h[5]\n\t" \
-    "smlal %[a6l].4s, " X ".4h, " W ".h[6]\n\t smlal2 %[a6h].4s, " X ".8h, " W ".h[6]\n\t" \
-    "smlal %[a7l].4s, " X ".4h, " W ".h[7]\n\t smlal2 %[a7h].4s, " X ".8h, " W ".h[7]\n\t"
+#define SMLAL_LINE(i, X, W, _) \
+    "smlal %[a" #i "l].4s, " X ".4h, " W ".h[" #i "]\n\t smlal2 %[a" #i "h].4s, " X ".8h, " W ".h[" #i "]\n\t"
+#define SMLAL_ROW(X, W) DDQ_ASM_8CH(SMLAL_LINE, X, W, )
 
 DDQ_ALWAYS_INLINE void tile_8x8(const gemm_out *q, const int16_t *xp, int64_t nps, const int16_t *wp, int64_t K,
                                 int64_t o0, int64_t ob, int64_t oe, uint8_t *y, int64_t P, int64_t count,

@@ -31,6 +31,12 @@ static inline void ddq_store_u8x8_partial(uint8_t *y, uint8x8_t v, int64_t n) {
     if (n & 1) vst1_lane_u8(y, v, 0);
 }
 
+/* Inline-assembly rows of the GEMM tiles: LINE(i, ...) for the 8 channels of a block, whose
+ * weights a row holds in the 16-bit lanes 0–7 of one register. */
+#define DDQ_ASM_8CH(LINE, A, B, C) \
+    LINE(0, A, B, C) LINE(1, A, B, C) LINE(2, A, B, C) LINE(3, A, B, C) LINE(4, A, B, C) LINE(5, A, B, C) \
+    LINE(6, A, B, C) LINE(7, A, B, C)
+
 void ddq_conv_gemm__neon(const ddq_op_args *a, int64_t begin, int64_t end);
 /* The GEMM's int16-accumulating block (conv_gemm_8x16_acc16__neon.c): output channels ob … oe − 1
  * of the block o0 … o0 + 7 (pc->kblk[o0 / 8] > 0) over the panel's n pixels, y at its first; with
