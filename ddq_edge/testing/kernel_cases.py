@@ -347,6 +347,29 @@ def _add_case(rng, name, *, shape, zp_a, zp_b, s_b, s_out, zp_out, act=None, bat
     return KernelCase(name, g, (codes - zp_a).astype(np.float32))
 
 
+def _global_pool_case(rng, name, *, c, h, w, zp_in, s_out, zp_out, batch=2) -> KernelCase:
+    """quantize (scale 1, zp_in) → global_avg_pool on (s_out, zp_out) → dequantize: the mean of
+    an h·w map (16-byte steps and their tail), channel 0 of the first sample all at 255 and
+    channel 1 all at 0 (the sums' extremes)."""
+    in_grid = _grid(8, zp_in)
+    out_grid = QuantParams(np.array([s_out], np.float32), int(zp_out), 8, 0, 255)
+    g = Graph()
+    g.add_tensor(Tensor("x", (1, c, h, w), "float32"))
+    g.add_tensor(Tensor("a", (1, c, h, w), "uint8", in_grid))
+    g.add_tensor(Tensor("y", (1, c, 1, 1), "uint8", out_grid))
+    g.add_tensor(Tensor("out", (1, c, 1, 1), "float32"))
+    g.add_op(Op("quantize", "quant", ["x"], ["a"]))
+    g.add_op(Op("global_avg_pool", "pool", ["a"], ["y"], {"act_min": 0, "act_max": 255}))
+    g.add_op(Op("dequantize", "deq", ["y"], ["out"]))
+    g.inputs, g.outputs = ["x"], ["out"]
+    g.metadata = {"generator": "ddq_edge.testing.kernel_cases", "case": name}
+    g.validate()
+    codes = rng.integers(0, 256, size=(batch, c, h, w)).astype(np.int64)
+    codes[0, 0] = 255
+    codes[0, 1 % c] = 0
+    return KernelCase(name, g, (codes - zp_in).astype(np.float32))
+
+
 def _dw_bound_case(rng, name, *, c, h, w, span, wsum, in_zp, over=(), bias: str | int = "zero") -> KernelCase:
     """Depthwise 3×3 on inputs all at the far end of the grid (|x − zp| = span) with weights of
     one sign per channel and Σ|w| = wsum, so that the sum of products is exactly ±wsum · span:
@@ -371,7 +394,7 @@ def _dw_bound_case(rng, name, *, c, h, w, span, wsum, in_zp, over=(), bias: str 
 
 
 def _neon_elementwise_and_dw_cases(rng: np.random.Generator) -> list[KernelCase]:
-    """add / requantize (add__neon.c) and the depthwise int16 accumulation limit."""
+    """add / requantize (add__neon.c), global_avg_pool and the depthwise int16 accumulation limit."""
     cases = []
     for i, (shape, zp_a, zp_b, s_b, s_out, zp_out, act) in enumerate([
             ((3, 5, 7), 0, 255, 0.5, 2.0, 0, None),          # 105 = 6·16 + 9; ties everywhere
@@ -397,6 +420,12 @@ def _neon_elementwise_and_dw_cases(rng: np.random.Generator) -> list[KernelCase]
                                 bias=-128))
     cases.append(_dw_bound_case(rng, "dw3x3 bias past int16", c=9, h=4, w=5, span=128, wsum=255, in_zp=128,
                                 bias=-129))
+    # global_avg_pool (global_avg_pool__neon.c): maps of 1, 15, 16, 17, 49 and 1600 codes
+    for i, (hw, zp_in, s_out, zp_out) in enumerate([((1, 1), 0, 1.0, 0), ((3, 5), 255, 1.0, 255), ((4, 4), 128, 2.0, 7),
+                                                     ((1, 17), 37, 2.0, 60), ((7, 7), 0, 1.5, 0),
+                                                     ((40, 40), 200, 1.0, 100)]):
+        cases.append(_global_pool_case(rng, f"global_avg_pool {hw} zp{zp_in}/{zp_out}", c=3 + i, h=hw[0], w=hw[1],
+                                       zp_in=zp_in, s_out=s_out, zp_out=zp_out))
     # the four-pixel groups: 2×2 and 3×4 maps (8 + 4 pixels), low-bit layers
     for hw, c in (((2, 2), 20), ((3, 4), 13), ((1, 3), 8)):
         cases.append(_conv_case(rng, f"dw3x3 small {hw}", c=c, h=hw[0], w=hw[1], o=c, k=(3, 3), groups=c,

@@ -89,5 +89,6 @@ void ddq_fully_connected__neon(const ddq_op_args *a, int64_t begin, int64_t end)
 void ddq_add__neon(const ddq_op_args *a, int64_t begin, int64_t end);
 void ddq_requantize__neon(const ddq_op_args *a, int64_t begin, int64_t end);
 void ddq_quantize__neon(const ddq_op_args *a, int64_t begin, int64_t end);
+void ddq_global_avg_pool__neon(const ddq_op_args *a, int64_t begin, int64_t end);
 
 #endif

@@ -1,5 +1,5 @@
 /* The `neon` set (aarch64 Advanced SIMD, ARMv8.0): fast conv2d (GEMM for groups = 1, depthwise
- * 3×3), fully_connected, add and requantize; every other op, and every conv2d without a fast
+ * 3×3), fully_connected, add, requantize and global_avg_pool; every other op, and every conv2d without a fast
  * path, runs the reference code. Chosen where the kernel reports HWCAP_ASIMD. */
 #include "neon.h"
 
@@ -104,7 +104,7 @@ const ddq_kernel_set ddq_kernels_neon = {
         [DDQ_OP_FULLY_CONNECTED] = ddq_fully_connected__neon,
         [DDQ_OP_ADD] = ddq_add__neon,
         [DDQ_OP_AVG_POOL] = ddq_avg_pool__reference,
-        [DDQ_OP_GLOBAL_AVG_POOL] = ddq_global_avg_pool__reference,
+        [DDQ_OP_GLOBAL_AVG_POOL] = ddq_global_avg_pool__neon,
         [DDQ_OP_MAX_POOL] = ddq_max_pool__reference,
         [DDQ_OP_REQUANTIZE] = ddq_requantize__neon,
         [DDQ_OP_RESHAPE] = ddq_reshape__reference,
