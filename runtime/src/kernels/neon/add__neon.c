@@ -2,34 +2,30 @@
  * last 0–15 elements of a range run the reference code.
  *
  * add: ya = MBQM((a − zp_a) · 2^20, m_a), yb likewise, out = clamp(MBQM(ya + yb, m_out) + zp_out).
- * The loader only accepts add multipliers with shift ≤ 0, so t = 31 − shift ≥ 31 for m_a and
- * m_b, and the pre-scale folds into the rounding shift, exactly:
- *
- *   (d · 2^20 · m0 + 2^(t−1)) >> t  =  floor(2^20 · (d · m0 + 2^(t−21)) / 2^t)
- *                                   =  (d · m0 + 2^(t−21)) >> (t − 20)
- *
- * so ya is SMULL of the int32 lanes d = a − zp_a (|d| ≤ 255) by m0 and SRSHL by −(t − 20): the
- * same exact product and the same single rounding (ties up, negative values floored) as
- * mbqm__neon.h, whose equivalence with ddq_mbqm test_runtime checks. ya and yb are added in
- * int64 and narrowed (|ya|, |yb| < 2^27, so the sum fits int32 and the narrowing is exact),
- * then the output requantization is that of mbqm__neon.h: exact MBQM, saturating narrows, zero
- * point, clamp. test_runtime also compares this kernel with the reference on every pair of
- * codes, ties and both ends of the grids included. (Multipliers with shift > 0, which the
- * loader rejects, would run the reference code.) */
+ * The loader only accepts add multipliers with shift ≤ 0. x = (a − zp_a) · 2^20 lies within
+ * ±255 · 2^20 < 2^28, so the fast form of gemm_plan.h is exact for ya and yb whatever m_a and
+ * m_b: MBQM(x) = SRSHL(SQDMULH(x · 2^l, m0), −r) with l = max(0, shift + 1) ≤ 1 and
+ * r = t − 31 + l ≥ 1 (x · 2^l < 2^29); x · 2^l is one SSHL of the widened difference by 20 + l.
+ * |ya| + |yb| < 2^29, so ya + yb is exact in int32, and the output takes the fast form too where
+ * (|ya|max + |yb|max) · 2^l_out < 2^31 (the bounds from the multipliers, per call), else the int64
+ * form of mbqm__neon.h. Saturating narrows, zero point and clamp as there. test_runtime compares
+ * this kernel with the reference on every pair of codes, ties and both ends of the grids
+ * included. (Multipliers with shift > 0, which the loader rejects, would run the reference
+ * code.) */
 #include "neon.h"
 
-/* MBQM(d · 2^20, m) on four int32 lanes, as int64 (see above: neg_t20 = −(t − 20)). */
-static inline void prescaled_mbqm(int32x4_t d, int32x4_t m0, int64x2_t neg_t20, int64x2_t *lo, int64x2_t *hi) {
-    *lo = vrshlq_s64(vmull_s32(vget_low_s32(d), vget_low_s32(m0)), neg_t20);
-    *hi = vrshlq_s64(vmull_high_s32(d, m0), neg_t20);
+/* A multiplier's fast-form constants: 2^l as a left shift (with the extra `pre`), m0, −r. */
+typedef struct fast_mult {
+    int32x4_t lshift, m0, neg_r;
+} fast_mult;
+
+static fast_mult fast_mult_of(ddq_multiplier m, int pre) {
+    const int l = m.shift >= 0 ? m.shift + 1 : 0, r = -m.shift + l;
+    return (fast_mult){vdupq_n_s32(pre + l), vdupq_n_s32(m.m0), vdupq_n_s32(-r)};
 }
 
-/* ya + yb of four lanes (int16 differences widened), narrowed to int32. */
-static inline int32x4_t add4(int16x4_t da, int16x4_t db, int32x4_t ma, int64x2_t na, int32x4_t mb, int64x2_t nb) {
-    int64x2_t alo, ahi, blo, bhi;
-    prescaled_mbqm(vmovl_s16(da), ma, na, &alo, &ahi);
-    prescaled_mbqm(vmovl_s16(db), mb, nb, &blo, &bhi);
-    return vmovn_high_s64(vmovn_s64(vaddq_s64(alo, blo)), vaddq_s64(ahi, bhi));
+static inline __attribute__((always_inline)) int32x4_t fast_mbqm(int32x4_t x, const fast_mult *f) {
+    return vrshlq_s32(vqdmulhq_s32(vshlq_s32(x, f->lshift), f->m0), f->neg_r);
 }
 
 /* MBQM(acc) + zp of eight int32 lanes, saturated to int16 (the first steps of
@@ -37,6 +33,32 @@ static inline int32x4_t add4(int16x4_t da, int16x4_t db, int32x4_t ma, int64x2_t
 static inline int16x8_t mbqm_zp8(int32x4_t a0, int32x4_t a1, int32x4_t m0, int64x2_t neg_t, int16x8_t zp) {
     const int32x4_t v0 = ddq_mbqm_neon(a0, m0, neg_t, neg_t), v1 = ddq_mbqm_neon(a1, m0, neg_t, neg_t);
     return vqaddq_s16(vqmovn_high_s32(vqmovn_s32(v0), v1), zp);
+}
+
+/* The largest |MBQM(255 · 2^20, m)|, bounding |ya| (the result grows with |x|). */
+static int64_t input_bound(ddq_multiplier m) {
+    const int t = 31 - m.shift;
+    return ((((int64_t)255 << 20) * m.m0 + ((int64_t)1 << (t - 1))) >> t) + 1; /* + 1: negative x rounds away */
+}
+
+/* Sixteen outputs from the codes va, vb; `fast_out`: the output's fast form holds. */
+static inline __attribute__((always_inline)) uint8x16_t add16(uint8x16_t va, uint8x16_t vb, uint8x16_t zpa, uint8x16_t zpb, const fast_mult *fa,
+                                   const fast_mult *fb, const fast_mult *fo, int32x4_t mo, int64x2_t no, int16x8_t zpo,
+                                   uint8x16_t lo, uint8x16_t hi, const int fast_out) {
+    /* a − zp in int16 (USUBL wraps modulo 2^16, which is the signed difference) */
+    const int16x8_t da[2] = {vreinterpretq_s16_u16(vsubl_u8(vget_low_u8(va), vget_low_u8(zpa))),
+                             vreinterpretq_s16_u16(vsubl_high_u8(va, zpa))};
+    const int16x8_t db[2] = {vreinterpretq_s16_u16(vsubl_u8(vget_low_u8(vb), vget_low_u8(zpb))),
+                             vreinterpretq_s16_u16(vsubl_high_u8(vb, zpb))};
+    int16x8_t r[2];
+    for (int h = 0; h < 2; h++) {
+        const int32x4_t s0 = vaddq_s32(fast_mbqm(vmovl_s16(vget_low_s16(da[h])), fa),
+                                       fast_mbqm(vmovl_s16(vget_low_s16(db[h])), fb));
+        const int32x4_t s1 = vaddq_s32(fast_mbqm(vmovl_high_s16(da[h]), fa), fast_mbqm(vmovl_high_s16(db[h]), fb));
+        r[h] = fast_out ? vqaddq_s16(vqmovn_high_s32(vqmovn_s32(fast_mbqm(s0, fo)), fast_mbqm(s1, fo)), zpo)
+                        : mbqm_zp8(s0, s1, mo, no, zpo);
+    }
+    return vminq_u8(vmaxq_u8(vqmovun_high_s16(vqmovun_s16(r[0]), r[1]), lo), hi);
 }
 
 void ddq_add__neon(const ddq_op_args *a, int64_t begin, int64_t end) {
@@ -47,28 +69,22 @@ void ddq_add__neon(const ddq_op_args *a, int64_t begin, int64_t end) {
     }
     const uint8_t *x0 = a->x[0], *x1 = a->x[1];
     uint8_t *y = a->y;
-    const uint8x16_t zpa16 = vdupq_n_u8((uint8_t)a->in[0]->zero_point), zpb16 = vdupq_n_u8((uint8_t)a->in[1]->zero_point);
-    const int32x4_t ma = vdupq_n_s32(op->add_a.m0), mb = vdupq_n_s32(op->add_b.m0), mo = vdupq_n_s32(op->multiplier.m0);
-    const int64x2_t na = vdupq_n_s64((int64_t)op->add_a.shift - 31 + 20);
-    const int64x2_t nb = vdupq_n_s64((int64_t)op->add_b.shift - 31 + 20);
+    const uint8x16_t zpa = vdupq_n_u8((uint8_t)a->in[0]->zero_point), zpb = vdupq_n_u8((uint8_t)a->in[1]->zero_point);
+    const fast_mult fa = fast_mult_of(op->add_a, 20), fb = fast_mult_of(op->add_b, 20);
+    const fast_mult fo = fast_mult_of(op->multiplier, 0);
+    const int32x4_t mo = vdupq_n_s32(op->multiplier.m0);
     const int64x2_t no = vdupq_n_s64((int64_t)op->multiplier.shift - 31);
     const int16x8_t zpo = vdupq_n_s16((int16_t)a->out->zero_point);
     const uint8x16_t lo = vdupq_n_u8((uint8_t)op->act_min), hi = vdupq_n_u8((uint8_t)op->act_max);
+    const int l_out = op->multiplier.shift >= 0 ? op->multiplier.shift + 1 : 0;
+    const int fast_out = l_out < 31 && ((input_bound(op->add_a) + input_bound(op->add_b)) << l_out) <= INT32_MAX;
     int64_t i = begin;
-    for (; i + 16 <= end; i += 16) {
-        const uint8x16_t va = vld1q_u8(x0 + i), vb = vld1q_u8(x1 + i);
-        /* a − zp in int16 (USUBL wraps modulo 2^16, which is the signed difference) */
-        const int16x8_t da0 = vreinterpretq_s16_u16(vsubl_u8(vget_low_u8(va), vget_low_u8(zpa16)));
-        const int16x8_t da1 = vreinterpretq_s16_u16(vsubl_high_u8(va, zpa16));
-        const int16x8_t db0 = vreinterpretq_s16_u16(vsubl_u8(vget_low_u8(vb), vget_low_u8(zpb16)));
-        const int16x8_t db1 = vreinterpretq_s16_u16(vsubl_high_u8(vb, zpb16));
-        const int32x4_t s0 = add4(vget_low_s16(da0), vget_low_s16(db0), ma, na, mb, nb);
-        const int32x4_t s1 = add4(vget_high_s16(da0), vget_high_s16(db0), ma, na, mb, nb);
-        const int32x4_t s2 = add4(vget_low_s16(da1), vget_low_s16(db1), ma, na, mb, nb);
-        const int32x4_t s3 = add4(vget_high_s16(da1), vget_high_s16(db1), ma, na, mb, nb);
-        const int16x8_t r0 = mbqm_zp8(s0, s1, mo, no, zpo), r1 = mbqm_zp8(s2, s3, mo, no, zpo);
-        vst1q_u8(y + i, vminq_u8(vmaxq_u8(vqmovun_high_s16(vqmovun_s16(r0), r1), lo), hi));
-    }
+    if (fast_out)
+        for (; i + 16 <= end; i += 16)
+            vst1q_u8(y + i, add16(vld1q_u8(x0 + i), vld1q_u8(x1 + i), zpa, zpb, &fa, &fb, &fo, mo, no, zpo, lo, hi, 1));
+    else
+        for (; i + 16 <= end; i += 16)
+            vst1q_u8(y + i, add16(vld1q_u8(x0 + i), vld1q_u8(x1 + i), zpa, zpb, &fa, &fb, &fo, mo, no, zpo, lo, hi, 0));
     if (i < end) ddq_add__reference(a, i, end);
 }
 
