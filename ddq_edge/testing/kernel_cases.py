@@ -1,4 +1,4 @@
-"""Edge cases for the runtime's fast kernel sets (``generic``, ``neon``): single-op graphs that
+"""Edge cases for the runtime's fast kernel sets (``generic``, ``neon``, ``neondot``): single-op graphs that
 aim at the fast paths' tiles, tails and numeric limits, to be compared bit for bit with the
 numpy reference like the random grid of :mod:`ddq_edge.testing.random_graphs`.
 
@@ -245,6 +245,7 @@ def kernel_cases(seed: int = 0) -> list[KernelCase]:
         add(_fc_case(rng, f"fc m{m:g}", features=20, o=9, **kw))
     cases += _neon_elementwise_and_dw_cases(np.random.default_rng(seed + 1))
     cases += _acc8_cases(np.random.default_rng(seed + 6))
+    cases += _sdot_cases(np.random.default_rng(seed + 7))
     cases.append(_quantize_case(np.random.default_rng(seed + 4), "quantize specials, scale 0.1 zp 37", 0.1, 37))
     cases.append(_quantize_case(np.random.default_rng(seed + 5), "quantize specials, 4-bit, scale 3 zp 0", 3.0, 0, 4))
     return cases
@@ -281,6 +282,30 @@ def _acc8_cases(rng: np.random.Generator) -> list[KernelCase]:
         cases.append(_conv_case(rng, f"1x1 mull runs at -32768 ({'bottom' if extreme else 'random'})", c=60, h=3,
                                 w=7, o=8, in_bits=8, in_zp=255, extreme=extreme, weights=w.reshape(8, 60, 1, 1),
                                 bias="zero"))
+    return cases
+
+
+def _sdot_cases(rng: np.random.Generator) -> list[KernelCase]:
+    """The SDOT GEMM's tails and limits (neondot: groups of four taps, 6 × 16 tiles)."""
+    cases = []
+    # K = 1 … 9: K mod 4 = 1, 2, 3, 0 and odd or even numbers of groups; O leaves 1–5 channels in
+    # the last block of 6; 16 + 1, 16 + 15, 8 + 1 and 1–4 pixels
+    for k, o, hw in ((1, 5, (1, 17)), (2, 7, (31, 1)), (3, 13, (3, 3)), (5, 1, (2, 2)), (6, 11, (4, 8)),
+                     (7, 6, (1, 4)), (9, 8, (5, 5)), (4, 17, (1, 1))):
+        cases.append(_conv_case(rng, f"sdot 1x1 K{k} O{o} {hw}", c=k, h=hw[0], w=hw[1], o=o,
+                                in_bits=int(rng.integers(2, 9)), w_bits=int(rng.integers(2, 9))))
+    # two panels (64 taps × 2550 pixels exceed 128 KiB): 2048 + 502 = 31 · 16 + 6 pixels; the
+    # plain 1×1's last panel reads past the channel plane's end only through the row copy
+    cases.append(_conv_case(rng, "sdot 1x1 two panels", c=64, h=50, w=51, o=7, in_bits=4, w_bits=4, batch=1))
+    cases.append(_conv_case(rng, "sdot 3x3 two panels", c=9, h=60, w=61, o=8, k=(3, 3), padding=(1, 1, 1, 1),
+                            in_bits=8, in_zp=3, batch=1))
+    # 8-bit inputs whose zero point leaves x − zp outside int8 (c = 128 or 127), with padding
+    # (zp − c), random and at the far end of the grid with the biases at the accumulator bound
+    for zp in (0, 60, 255):
+        cases.append(_conv_case(rng, f"sdot 3x3 8-bit zp{zp}", c=5, h=7, w=9, o=13, k=(3, 3), stride=(2, 1),
+                                padding=(1, 2, 0, 1), in_bits=8, in_zp=zp))
+        cases.append(_conv_case(rng, f"sdot 1x1 bound zp{zp}", c=35, h=5, w=7, o=7, in_zp=zp, extreme=True,
+                                w_extreme="max" if zp else "min", bias="bound"))
     return cases
 
 

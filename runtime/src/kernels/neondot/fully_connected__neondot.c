@@ -8,7 +8,7 @@
  * accumulators of four channels each. Even and odd groups go to two sets of accumulators, added
  * at the end, so consecutive SDOTs do not wait on each other.
  *
- * Exactness as in conv_gemm_8x12c4__neondot.c: the int32 lanes start at the folded biases and
+ * Exactness as in conv_gemm_6x16c4__neondot.c: the int32 lanes start at the folded biases and
  * sum w · (x − c) mod 2^32, which ends at the exact accumulator (inside int32 by the loader's
  * bound); the channels come out in the lanes, so the requantization takes its per-channel
  * constants as vectors (fast form where the plan proved it exact, else the int64 form). */

@@ -15,8 +15,8 @@
 /* Taps per SDOT lane, and the panel the conv GEMM builds at most at a time. */
 #define DDQ_SDOT_GROUP 4
 #define DDQ_SDOT_PANEL_BYTES (128 * 1024)
-/* Output channels per weight block: the conv tile's 8, fully_connected's 16. */
-#define DDQ_SDOT_CONV_R 8
+/* Output channels per weight block: the conv tile's 6, fully_connected's 16. */
+#define DDQ_SDOT_CONV_R 6
 #define DDQ_SDOT_FC_R 16
 
 /* What prepare() returns for a GEMM conv2d or a fully_connected. */

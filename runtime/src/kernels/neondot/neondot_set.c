@@ -24,6 +24,16 @@ static int is_sdot_gemm(const ddq_model *model, const ddq_op *op) {
            ddq_conv_path(op, &model->tensors[op->inputs[0]], &model->tensors[op->inputs[1]]) == DDQ_CONV_GEMM;
 }
 
+static void neondot_release(void *prepared) {
+    ddq_sdot_gemm *g = prepared;
+    if (g->path != DDQ_CONV_GEMM_SDOT) {
+        ddq_release__neon(prepared);
+        return;
+    }
+    ddq_gemm_plan_free(g->plan);
+    free(g);
+}
+
 static void *neondot_prepare(const ddq_model *model, const ddq_op *op) {
     if (!is_sdot_gemm(model, op)) return ddq_prepare__neon(model, op);
     const int fc = op->kind == DDQ_OP_FULLY_CONNECTED;
@@ -36,17 +46,12 @@ static void *neondot_prepare(const ddq_model *model, const ddq_op *op) {
         free(g);
         return NULL;
     }
+    /* A map split into several panels gets panels of a multiple of 16 pixels, so that only the
+     * last one has a tail (panels are never wider than the scratch sized for the plan's width). */
+    ddq_gemm_plan *p = g->plan;
+    const int64_t P = fc ? 1 : model->tensors[op->output].shape[2] * model->tensors[op->output].shape[3];
+    if (p->panel_pixels < P && p->panel_pixels >= 16) p->panel_pixels = p->panel_pixels / 16 * 16;
     return g;
-}
-
-static void neondot_release(void *prepared) {
-    ddq_sdot_gemm *g = prepared;
-    if (g->path != DDQ_CONV_GEMM_SDOT) {
-        ddq_release__neon(prepared);
-        return;
-    }
-    ddq_gemm_plan_free(g->plan);
-    free(g);
 }
 
 static size_t neondot_scratch_bytes(const ddq_model *model, const ddq_op *op) {

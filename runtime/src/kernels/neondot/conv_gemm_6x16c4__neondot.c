@@ -1,0 +1,257 @@
+/* conv2d with groups = 1 as an int8 GEMM with SDOT (ARMv8.2 dot product): tiles of 6 output
+ * channels × 16 pixels (× 8 and × 4 for a panel's last pixels), four taps per SDOT lane.
+ *
+ * Layout (../gemm_plan.h, group 4, blocks of 6 channels). The panel holds x − c as int8, four
+ * consecutive taps of a pixel in one 32-bit lane, so one LD1 of four vectors gives 16 pixels ×
+ * 4 taps; ddq_build_panel writes it for a range of pixels (im2col, or an interleaving copy for
+ * a plain 1×1). The weights of a block are [KG][6][4], 24 bytes per group of taps, so one LD1 of
+ * three vectors holds two groups. Per two groups the tile does that load, two of 16 pixels and
+ * 48 SDOT by element (a channel's four weights, one 32-bit lane, against four vectors of four
+ * pixels): 768 multiply-adds in 51 instructions, 24 accumulators. The register file bounds the
+ * tile: 6 × 16 uses 24 accumulators, 4 pixel and 3 weight vectors. An accumulator holds four
+ * consecutive pixels of one channel, so the epilogue writes each NCHW channel row with one
+ * 16-byte store, without a transpose; six channels of 16 pixels spend fewer instructions per
+ * output on the requantization than eight of 12 (one store, no 4-byte remainder).
+ *
+ * Exactness. c makes x − c fit int8 (c = zp where x − zp fits), padded taps read zp − c and
+ * taps past K are 0 against zero weights, so every lane sums w · (x − c); the plan folds
+ * (c − zp) · Σw into the bias, and Σ w·(x − c) + bias' ≡ Σ w·(x − zp) + bias (mod 2^32). The
+ * accumulators start at bias' and wrap mod 2^32; the exact result lies in int32 (the loader's
+ * accumulator bound), so the final lanes equal it. The requantization is the plan's fast form
+ * where it proved it exact for every channel (SQDMULH, SRSHL), else the int64 form of
+ * ../neon/mbqm__neon.h; the saturating narrows and the clamp are theirs: saturation only moves
+ * values that lie beyond the clamp anyway, so an output zero point of 0 needs no add, act_min 0
+ * no lower clamp (SQXTUN stops at 0) and act_max 255 no upper one. Pixels a tile computes past
+ * the panel's n read pad bytes (or, for a plain 1×1, the next pixels) and are never stored. */
+#include "neondot.h"
+
+#define NEONDOT_INLINE static inline __attribute__((always_inline))
+#define R DDQ_SDOT_CONV_R
+
+enum { RQ_INT64, RQ_FAST, RQ_FAST_LSHIFT };
+
+/* What every tile's epilogue takes from the op (by value: the byte stores may alias memory). */
+typedef struct tile_out {
+    int16x8_t zp;
+    uint8x16_t lo, hi;
+} tile_out;
+
+/* MBQM of four lanes of one channel: the fast form with that channel's m0 (lane `lane` of m0v),
+ * −r and l, or the int64 form with its m0 and −t. */
+#define RQ4(v, m0v, lane, nr, l, nt)                                                    \
+    (mode == RQ_INT64      ? ddq_mbqm_neon((v), vdupq_laneq_s32(m0v, lane), (nt), (nt)) \
+     : mode == RQ_FAST     ? vrshlq_s32(vqdmulhq_laneq_s32((v), m0v, lane), (nr))       \
+                           : vrshlq_s32(vqdmulhq_laneq_s32(vshlq_s32((v), (l)), m0v, lane), (nr)))
+
+/* One channel's W pixels, requantized (int32 r0 … r3), as codes: narrowed with saturation, + zp,
+ * clamped, and `count` of them stored (all W when count == W). */
+NEONDOT_INLINE void store_row(uint8_t *y, int32x4_t r0, int32x4_t r1, int32x4_t r2, int32x4_t r3, const int W,
+                              int64_t count, tile_out t, const int addzp, const int clamplo, const int clamphi) {
+    int16x8_t h0 = W > 4 ? vqmovn_high_s32(vqmovn_s32(r0), r1) : vcombine_s16(vqmovn_s32(r0), vqmovn_s32(r0));
+    if (addzp) h0 = vqaddq_s16(h0, t.zp);
+    if (W <= 8) {
+        uint8x8_t u = vqmovun_s16(h0);
+        if (clamplo) u = vmax_u8(u, vget_low_u8(t.lo));
+        if (clamphi) u = vmin_u8(u, vget_low_u8(t.hi));
+        if (count == 8) vst1_u8(y, u);
+        else ddq_store_u8x8_partial(y, u, count);
+        return;
+    }
+    int16x8_t h1 = vqmovn_high_s32(vqmovn_s32(r2), r3);
+    if (addzp) h1 = vqaddq_s16(h1, t.zp);
+    uint8x16_t u = vqmovun_high_s16(vqmovun_s16(h0), h1);
+    if (clamplo) u = vmaxq_u8(u, t.lo);
+    if (clamphi) u = vminq_u8(u, t.hi);
+    if (count == 16) {
+        vst1q_u8(y, u);
+    } else if (count > 8) {
+        vst1_u8(y, vget_low_u8(u));
+        ddq_store_u8x8_partial(y + 8, vget_high_u8(u), count - 8);
+    } else {
+        ddq_store_u8x8_partial(y, vget_low_u8(u), count);
+    }
+}
+
+/* `tiles` tiles side by side: channels o0 … o0 + 5 (those with their bit set in `mask` are
+ * stored) × W = 16, 8 or 4 columns of the panel from xs on (`count` of each tile's stored), y at
+ * channel o0's first pixel. One call runs a block's row of tiles, so the callee-saved vector
+ * registers are saved once per row, not per tile. */
+NEONDOT_INLINE void tiles(const ddq_gemm_plan *p, const int8_t *xs, int64_t pitch, const int8_t *wb, int64_t o0,
+                          uint8_t *y, int64_t P, int64_t ntiles, const int W, int64_t count, unsigned mask,
+                          const int mode, tile_out t, const int addzp, const int clamplo, const int clamphi) {
+    /* read before the first store, which may alias anything read through p */
+    const int64_t pairs = p->KG / 2, odd = p->KG & 1;
+    const int32_t *b = p->bias + o0, *m0p = p->rq.m0 + o0, *nrp = p->rq.neg_rshift + o0, *lp = p->rq.lshift + o0;
+    const int64_t *ntp = p->rq.neg_t + o0;
+    for (; ntiles > 0; ntiles--, xs += W * DDQ_SDOT_GROUP, y += W) {
+        const int8_t *xp = xs, *wp = wb;
+        /* the accumulators start at the (folded) biases */
+        int32x4_t a00 = vld1q_dup_s32(b + 0), a01 = a00, a02 = a00, a03 = a00;
+        int32x4_t a10 = vld1q_dup_s32(b + 1), a11 = a10, a12 = a10, a13 = a10;
+        int32x4_t a20 = vld1q_dup_s32(b + 2), a21 = a20, a22 = a20, a23 = a20;
+        int32x4_t a30 = vld1q_dup_s32(b + 3), a31 = a30, a32 = a30, a33 = a30;
+        int32x4_t a40 = vld1q_dup_s32(b + 4), a41 = a40, a42 = a40, a43 = a40;
+        int32x4_t a50 = vld1q_dup_s32(b + 5), a51 = a50, a52 = a50, a53 = a50;
+        int8x16_t x0, x1, x2, x3;
+#define LOAD_X()                                                            \
+        do {                                                                \
+            if (W == 16) {                                                  \
+                const int8x16x4_t v = vld1q_s8_x4(xp);                      \
+                x0 = v.val[0], x1 = v.val[1], x2 = v.val[2], x3 = v.val[3]; \
+            } else if (W == 8) {                                            \
+                const int8x16x2_t v = vld1q_s8_x2(xp);                      \
+                x0 = v.val[0], x1 = v.val[1], x2 = x0, x3 = x1;             \
+            } else {                                                        \
+                x0 = x1 = x2 = x3 = vld1q_s8(xp);                           \
+            }                                                               \
+            xp += pitch;                                                    \
+        } while (0)
+        /* channel c's four taps, lane `lane` of wv, against the pixels (dot: the SDOT by element
+         * of a 16- or an 8-byte weight vector) */
+#define DOT(c, dot, wv, lane)                                       \
+        do {                                                        \
+            a##c##0 = dot(a##c##0, x0, wv, lane);                   \
+            if (W > 4) a##c##1 = dot(a##c##1, x1, wv, lane);        \
+            if (W > 8) a##c##2 = dot(a##c##2, x2, wv, lane);        \
+            if (W > 8) a##c##3 = dot(a##c##3, x3, wv, lane);        \
+        } while (0)
+        /* one group of taps: channel c's weights are lane lc of vector wc (dot45: the SDOT of
+         * channels 4 and 5, whose vector may be an 8-byte one) */
+#define GROUP(w0, l0, w1, l1, w2, l2, w3, l3, dot45, w4, l4, w5, l5) \
+        do {                                                        \
+            DOT(0, vdotq_laneq_s32, w0, l0);                        \
+            DOT(1, vdotq_laneq_s32, w1, l1);                        \
+            DOT(2, vdotq_laneq_s32, w2, l2);                        \
+            DOT(3, vdotq_laneq_s32, w3, l3);                        \
+            DOT(4, dot45, w4, l4);                                  \
+            DOT(5, dot45, w5, l5);                                  \
+        } while (0)
+        /* two groups at a time: their 48 weight bytes are channels 0–5 of the first group in
+         * bytes 0–23 and of the second in bytes 24–47 */
+        for (int64_t g = pairs; g > 0; g--) {
+            const int8x16x3_t w = vld1q_s8_x3(wp);
+            wp += 2 * R * DDQ_SDOT_GROUP;
+            LOAD_X();
+            GROUP(w.val[0], 0, w.val[0], 1, w.val[0], 2, w.val[0], 3, vdotq_laneq_s32, w.val[1], 0, w.val[1], 1);
+            /* keeps the second load of pixels after these SDOTs: hoisted, its four vectors would
+             * make 35 live ones and spill accumulators */
+            __asm__ volatile("" ::: "memory");
+            LOAD_X();
+            GROUP(w.val[1], 2, w.val[1], 3, w.val[2], 0, w.val[2], 1, vdotq_laneq_s32, w.val[2], 2, w.val[2], 3);
+        }
+        if (odd) { /* the last group alone: 16 + 8 weight bytes */
+            const int8x16_t w0 = vld1q_s8(wp);
+            const int8x8_t w1 = vld1_s8(wp + 16);
+            LOAD_X();
+            GROUP(w0, 0, w0, 1, w0, 2, w0, 3, vdotq_lane_s32, w1, 0, w1, 1);
+        }
+#undef GROUP
+#undef DOT
+#undef LOAD_X
+        /* the channels' constants, loaded after the loop: registers are full inside it */
+        const int32x4_t m0a = vld1q_s32(m0p), m0b = vld1q_s32(m0p + 4);
+        const int32x4_t nra = vld1q_s32(nrp), nrb = vld1q_s32(nrp + 4);
+        const int32x4_t la = mode == RQ_FAST_LSHIFT ? vld1q_s32(lp) : nra;
+        const int32x4_t lb = mode == RQ_FAST_LSHIFT ? vld1q_s32(lp + 4) : nrb;
+        int64x2_t nt[R];
+        for (int c = 0; c < R; c++) nt[c] = mode == RQ_INT64 ? vld1q_dup_s64(ntp + c) : vdupq_n_s64(0);
+        /* a lane index must be a constant expression, hence the macro */
+#define ROW(c, m0v, nrv, lv, lane)                                                              \
+        do {                                                                                    \
+            if (mask & (1u << (c))) {                                                           \
+                const int32x4_t nr = vdupq_laneq_s32(nrv, lane), l = vdupq_laneq_s32(lv, lane); \
+                const int32x4_t r0 = RQ4(a##c##0, m0v, lane, nr, l, nt[c]);                     \
+                const int32x4_t r1 = W > 4 ? RQ4(a##c##1, m0v, lane, nr, l, nt[c]) : r0;        \
+                const int32x4_t r2 = W > 8 ? RQ4(a##c##2, m0v, lane, nr, l, nt[c]) : r0;        \
+                const int32x4_t r3 = W > 8 ? RQ4(a##c##3, m0v, lane, nr, l, nt[c]) : r0;        \
+                store_row(y + (c) * P, r0, r1, r2, r3, W, count, t, addzp, clamplo, clamphi);   \
+            }                                                                                   \
+        } while (0)
+        ROW(0, m0a, nra, la, 0);
+        ROW(1, m0a, nra, la, 1);
+        ROW(2, m0a, nra, la, 2);
+        ROW(3, m0a, nra, la, 3);
+        ROW(4, m0b, nrb, lb, 0);
+        ROW(5, m0b, nrb, lb, 1);
+#undef ROW
+    }
+}
+
+/* The common tiles, straight-line: all 6 channels and 16 pixels stored, the fast
+ * requantization; one function per combination of the epilogue's optional steps. */
+typedef void (*full_fn)(const ddq_gemm_plan *, const int8_t *, int64_t, const int8_t *, int64_t, uint8_t *, int64_t,
+                        int64_t, tile_out);
+#define FULL(lsh, addzp, clamplo, clamphi)                                                                   \
+    static void full_##lsh##addzp##clamplo##clamphi(const ddq_gemm_plan *p, const int8_t *xp, int64_t pitch, \
+                                                    const int8_t *wp, int64_t o0, uint8_t *y, int64_t P,     \
+                                                    int64_t ntiles, tile_out t) {                            \
+        tiles(p, xp, pitch, wp, o0, y, P, ntiles, 16, 16, 0x3fu, (lsh) ? RQ_FAST_LSHIFT : RQ_FAST, t, addzp, \
+              clamplo, clamphi);                                                                             \
+    }
+#define FULL2(lsh, addzp) FULL(lsh, addzp, 0, 0) FULL(lsh, addzp, 0, 1) FULL(lsh, addzp, 1, 0) FULL(lsh, addzp, 1, 1)
+FULL2(0, 0)
+FULL2(0, 1)
+FULL2(1, 0)
+FULL2(1, 1)
+#undef FULL2
+#undef FULL
+static const full_fn FULL_TILES[16] = {
+    full_0000, full_0001, full_0010, full_0011, full_0100, full_0101, full_0110, full_0111,
+    full_1000, full_1001, full_1010, full_1011, full_1100, full_1101, full_1110, full_1111,
+};
+
+/* Any tile: W pixels, some of them or some channels not stored, or the int64 requantization;
+ * every optional epilogue step taken. */
+#define ANY(W)                                                                                                 \
+    static void any_##W(const ddq_gemm_plan *p, const int8_t *xp, int64_t pitch, const int8_t *wp, int64_t o0, \
+                        uint8_t *y, int64_t P, int64_t count, unsigned mask, int mode, tile_out t) {           \
+        if (mode == RQ_INT64) tiles(p, xp, pitch, wp, o0, y, P, 1, W, count, mask, RQ_INT64, t, 1, 1, 1);      \
+        else if (mode == RQ_FAST) tiles(p, xp, pitch, wp, o0, y, P, 1, W, count, mask, RQ_FAST, t, 1, 1, 1);   \
+        else tiles(p, xp, pitch, wp, o0, y, P, 1, W, count, mask, RQ_FAST_LSHIFT, t, 1, 1, 1);                 \
+    }
+ANY(4)
+ANY(8)
+ANY(16)
+#undef ANY
+
+void ddq_conv_gemm__neondot(const ddq_op_args *a, int64_t begin, int64_t end) {
+    const ddq_gemm_plan *p = ((const ddq_sdot_gemm *)a->prepared)->plan;
+    const ddq_tensor *yt = a->out;
+    const ddq_op *op = a->op;
+    uint8_t *y = a->y;
+    const int64_t P = yt->shape[2] * yt->shape[3], PP = p->panel_pixels, pitch = PP * DDQ_SDOT_GROUP;
+    int8_t *panel = a->scratch;
+    int8_t *rows = panel + (p->KG * pitch + 63) / 64 * 64;
+    const tile_out t = {vdupq_n_s16((int16_t)yt->zero_point), vdupq_n_u8((uint8_t)op->act_min),
+                        vdupq_n_u8((uint8_t)op->act_max)};
+    const int mode = !p->rq.fast ? RQ_INT64 : p->rq.lshift_any ? RQ_FAST_LSHIFT : RQ_FAST;
+    const full_fn full = FULL_TILES[(mode == RQ_FAST_LSHIFT) * 8 + (yt->zero_point != 0) * 4 + (op->act_min > 0) * 2 +
+                                    (op->act_max < 255)];
+    const int64_t wblock = p->KG * R * DDQ_SDOT_GROUP; /* weight bytes per block */
+    for (int64_t p0 = 0; p0 < P; p0 += PP) {
+        const int64_t n = P - p0 < PP ? P - p0 : PP;
+        ddq_build_panel(p, op, a->in[0], a->in[1], yt, a->x[0], p0, n, panel, rows);
+        for (int64_t o0 = begin - begin % R; o0 < end; o0 += R) {
+            const int8_t *wb = p->w + o0 / R * wblock;
+            const int64_t ob = o0 > begin ? o0 : begin, oe = o0 + R < end ? o0 + R : end;
+            const unsigned mask = ((1u << (oe - o0)) - 1) & ~((1u << (ob - o0)) - 1);
+            uint8_t *yb = y + o0 * P + p0;
+            int64_t j = 0;
+            if (mask == 0x3fu && mode != RQ_INT64) {
+                j = n / 16 * 16;
+                full(p, panel, pitch, wb, o0, yb, P, n / 16, t);
+            }
+            /* The rest: 16 pixels at a time, the last 1–15 with 8- and 4-pixel tiles, whose
+             * columns lie below round_up(n, 8), which the panel fills. */
+            while (j < n) {
+                const int64_t rest = n - j, W = rest >= 16 ? 16 : rest > 4 ? 8 : 4;
+                const int64_t count = rest < W ? rest : W;
+                const int8_t *xp = panel + j * DDQ_SDOT_GROUP;
+                if (W == 16) any_16(p, xp, pitch, wb, o0, yb + j, P, count, mask, mode, t);
+                else if (W == 8) any_8(p, xp, pitch, wb, o0, yb + j, P, count, mask, mode, t);
+                else any_4(p, xp, pitch, wb, o0, yb + j, P, count, mask, mode, t);
+                j += count;
+            }
+        }
+    }
+}
