@@ -249,6 +249,20 @@ static void interleave4(int8_t *restrict d, const int8_t *restrict s0, const int
     }
 }
 
+/* interleave4 into tiles of 16 columns, `stride` bytes apart (plan->tiled) */
+static void interleave4_tiled(int8_t *restrict d, int64_t stride, const int8_t *restrict s0, const int8_t *restrict s1,
+                              const int8_t *restrict s2, const int8_t *restrict s3, int64_t cols, int8_t c) {
+    int64_t i = 0;
+    for (; i + 16 <= cols; i += 16, d += stride)
+        for (int k = 0; k < 16; k++) {
+            d[4 * k] = (int8_t)(s0[i + k] - c);
+            d[4 * k + 1] = (int8_t)(s1[i + k] - c);
+            d[4 * k + 2] = (int8_t)(s2[i + k] - c);
+            d[4 * k + 3] = (int8_t)(s3[i + k] - c);
+        }
+    if (i < cols) interleave4(d, s0 + i, s1 + i, s2 + i, s3 + i, cols - i, c);
+}
+
 void ddq_build_panel(const ddq_gemm_plan *p, const ddq_op *op, const ddq_tensor *xt, const ddq_tensor *wt,
                      const ddq_tensor *yt, const uint8_t *x, int64_t p0, int64_t n, int8_t *panel, int8_t *rows) {
     const int G = p->group;
@@ -280,16 +294,23 @@ void ddq_build_panel(const ddq_gemm_plan *p, const ddq_op *op, const ddq_tensor 
             src[j] = d;
         }
         const int8_t c = direct ? (int8_t)(uint8_t)p->offset : 0;
+        if (p->tiled) {
+            interleave4_tiled(panel + g * 16 * G, p->KG * 16 * G, src[0], src[1], src[2], src[3], cols, c);
+            continue;
+        }
         int8_t *dst = panel + g * pitch;
         if (G == 2) interleave2(dst, src[0], src[1], cols, c);
         else interleave4(dst, src[0], src[1], src[2], src[3], cols, c);
     }
 }
 
+size_t ddq_gemm_panel_scratch_bytes(int64_t KG, int group, int64_t panel_pixels) {
+    return (size_t)(round_up(KG * panel_pixels * group, 64) + round_up(group * panel_pixels, 64));
+}
+
 size_t ddq_gemm_scratch_bytes(const ddq_model *model, const ddq_op *op, int group, int64_t panel_bytes) {
     const ddq_tensor *wt = &model->tensors[op->inputs[1]], *yt = &model->tensors[op->output];
     const int64_t K = wt->elements / wt->shape[0];
     const int64_t PP = ddq_gemm_panel_pixels_for(K, op_pixels(op, yt), panel_bytes);
-    const int64_t KG = (K + group - 1) / group;
-    return (size_t)(round_up(KG * PP * group, 64) + round_up(group * PP, 64));
+    return ddq_gemm_panel_scratch_bytes((K + group - 1) / group, group, PP);
 }

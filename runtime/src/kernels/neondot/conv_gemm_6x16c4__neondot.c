@@ -2,12 +2,14 @@
  * channels × 16 pixels (× 8 and × 4 for a panel's last pixels), four taps per SDOT lane.
  *
  * Layout (../gemm_plan.h, group 4, blocks of 6 channels). The panel holds x − c as int8, four
- * consecutive taps of a pixel in one 32-bit lane, so one LD1 of four vectors gives 16 pixels ×
- * 4 taps; ddq_build_panel writes it for a range of pixels (im2col, or an interleaving copy for
- * a plain 1×1). The weights of a block are [KG][6][4], 24 bytes per group of taps, so one LD1 of
- * three vectors holds two groups. Per two groups the tile does that load, two of 16 pixels and
- * 48 SDOT by element (a channel's four weights, one 32-bit lane, against four vectors of four
- * pixels): 768 multiply-adds in 51 instructions, 24 accumulators. The register file bounds the
+ * consecutive taps of a pixel in one 32-bit lane, in tiles of 16 pixels whose groups of taps
+ * follow one another ([tile][KG][16][4], plan->tiled): one LD1 of four vectors with a post-
+ * increment gives a tile's 16 pixels × 4 taps of the next group. ddq_build_panel writes it for
+ * a range of pixels (im2col, or an interleaving copy for a plain 1×1). The weights of a block
+ * are [KG][6][4], 24 bytes per group of taps, so one LD1 of three vectors holds two groups. Per
+ * two groups the tile does that load, two of 16 pixels and 48 SDOT by element (a channel's four
+ * weights, one 32-bit lane, against four vectors of four pixels): 768 multiply-adds in 53
+ * instructions with the loop's, 24 accumulators. The register file bounds the
  * tile: 6 × 16 uses 24 accumulators, 4 pixel and 3 weight vectors. An accumulator holds four
  * consecutive pixels of one channel, so the epilogue writes each NCHW channel row with one
  * 16-byte store, without a transpose; six channels of 16 pixels spend fewer instructions per
@@ -27,6 +29,7 @@
 
 #define NEONDOT_INLINE static inline __attribute__((always_inline))
 #define R DDQ_SDOT_CONV_R
+#define TILE_GROUP (16 * DDQ_SDOT_GROUP) /* bytes of a group of taps of a 16-pixel tile (plan->tiled) */
 
 enum { RQ_INT64, RQ_FAST, RQ_FAST_LSHIFT };
 
@@ -76,14 +79,14 @@ NEONDOT_INLINE void store_row(uint8_t *y, int32x4_t r0, int32x4_t r1, int32x4_t 
  * stored) × W = 16, 8 or 4 columns of the panel from xs on (`count` of each tile's stored), y at
  * channel o0's first pixel. One call runs a block's row of tiles, so the callee-saved vector
  * registers are saved once per row, not per tile. */
-NEONDOT_INLINE void tiles(const ddq_gemm_plan *p, const int8_t *xs, int64_t pitch, const int8_t *wb, int64_t o0,
+NEONDOT_INLINE void tiles(const ddq_gemm_plan *p, const int8_t *xs, int64_t tstride, const int8_t *wb, int64_t o0,
                           uint8_t *y, int64_t P, int64_t ntiles, const int W, int64_t count, unsigned mask,
                           const int mode, tile_out t, const int addzp, const int clamplo, const int clamphi) {
     /* read before the first store, which may alias anything read through p */
     const int64_t pairs = p->KG / 2, odd = p->KG & 1;
     const int32_t *b = p->bias + o0, *m0p = p->rq.m0 + o0, *nrp = p->rq.neg_rshift + o0, *lp = p->rq.lshift + o0;
     const int64_t *ntp = p->rq.neg_t + o0;
-    for (; ntiles > 0; ntiles--, xs += W * DDQ_SDOT_GROUP, y += W) {
+    for (; ntiles > 0; ntiles--, xs += tstride, y += W) {
         const int8_t *xp = xs, *wp = wb;
         /* the accumulators start at the (folded) biases */
         int32x4_t a00 = vld1q_dup_s32(b + 0), a01 = a00, a02 = a00, a03 = a00;
@@ -93,18 +96,24 @@ NEONDOT_INLINE void tiles(const ddq_gemm_plan *p, const int8_t *xs, int64_t pitc
         int32x4_t a40 = vld1q_dup_s32(b + 4), a41 = a40, a42 = a40, a43 = a40;
         int32x4_t a50 = vld1q_dup_s32(b + 5), a51 = a50, a52 = a50, a53 = a50;
         int8x16_t x0, x1, x2, x3;
-#define LOAD_X()                                                            \
-        do {                                                                \
-            if (W == 16) {                                                  \
-                const int8x16x4_t v = vld1q_s8_x4(xp);                      \
-                x0 = v.val[0], x1 = v.val[1], x2 = v.val[2], x3 = v.val[3]; \
-            } else if (W == 8) {                                            \
-                const int8x16x2_t v = vld1q_s8_x2(xp);                      \
-                x0 = v.val[0], x1 = v.val[1], x2 = x0, x3 = x1;             \
-            } else {                                                        \
-                x0 = x1 = x2 = x3 = vld1q_s8(xp);                           \
-            }                                                               \
-            xp += pitch;                                                    \
+    /* the next group's pixels; for 16 pixels an LD1 with a post-increment (written out: GCC
+     * keeps a second pointer for the loop's second load), volatile so that it stays after the
+     * SDOTs before it (hoisted, its four vectors would make 35 live ones and spill) */
+#define LOAD_X()                                                                             \
+        do {                                                                                 \
+            if (W == 16) {                                                                   \
+                int8x16x4_t v;                                                               \
+                __asm__ volatile("ld1 {%S0.16b - %V0.16b}, [%1], #64" : "=w"(v), "+r"(xp)); \
+                x0 = v.val[0], x1 = v.val[1], x2 = v.val[2], x3 = v.val[3];                  \
+            } else {                                                                         \
+                if (W == 8) {                                                                \
+                    const int8x16x2_t v = vld1q_s8_x2(xp);                                   \
+                    x0 = v.val[0], x1 = v.val[1], x2 = x0, x3 = x1;                          \
+                } else {                                                                     \
+                    x0 = x1 = x2 = x3 = vld1q_s8(xp);                                        \
+                }                                                                            \
+                xp += TILE_GROUP;                                                            \
+            }                                                                                \
         } while (0)
         /* channel c's four taps, lane `lane` of wv, against the pixels (dot: the SDOT by element
          * of a 16- or an 8-byte weight vector) */
@@ -128,14 +137,11 @@ NEONDOT_INLINE void tiles(const ddq_gemm_plan *p, const int8_t *xs, int64_t pitc
         } while (0)
         /* two groups at a time: their 48 weight bytes are channels 0–5 of the first group in
          * bytes 0–23 and of the second in bytes 24–47 */
-        for (int64_t g = pairs; g > 0; g--) {
+        for (const int8_t *xe = xp + pairs * 2 * TILE_GROUP; xp != xe;) {
             const int8x16x3_t w = vld1q_s8_x3(wp);
             wp += 2 * R * DDQ_SDOT_GROUP;
             LOAD_X();
             GROUP(w.val[0], 0, w.val[0], 1, w.val[0], 2, w.val[0], 3, vdotq_laneq_s32, w.val[1], 0, w.val[1], 1);
-            /* keeps the second load of pixels after these SDOTs: hoisted, its four vectors would
-             * make 35 live ones and spill accumulators */
-            __asm__ volatile("" ::: "memory");
             LOAD_X();
             GROUP(w.val[1], 2, w.val[1], 3, w.val[2], 0, w.val[2], 1, vdotq_laneq_s32, w.val[2], 2, w.val[2], 3);
         }
@@ -182,10 +188,10 @@ NEONDOT_INLINE void tiles(const ddq_gemm_plan *p, const int8_t *xs, int64_t pitc
 typedef void (*full_fn)(const ddq_gemm_plan *, const int8_t *, int64_t, const int8_t *, int64_t, uint8_t *, int64_t,
                         int64_t, tile_out);
 #define FULL(lsh, addzp, clamplo, clamphi)                                                                   \
-    static void full_##lsh##addzp##clamplo##clamphi(const ddq_gemm_plan *p, const int8_t *xp, int64_t pitch, \
+    static void full_##lsh##addzp##clamplo##clamphi(const ddq_gemm_plan *p, const int8_t *xp, int64_t tstride, \
                                                     const int8_t *wp, int64_t o0, uint8_t *y, int64_t P,     \
                                                     int64_t ntiles, tile_out t) {                            \
-        tiles(p, xp, pitch, wp, o0, y, P, ntiles, 16, 16, 0x3fu, (lsh) ? RQ_FAST_LSHIFT : RQ_FAST, t, addzp, \
+        tiles(p, xp, tstride, wp, o0, y, P, ntiles, 16, 16, 0x3fu, (lsh) ? RQ_FAST_LSHIFT : RQ_FAST, t, addzp, \
               clamplo, clamphi);                                                                             \
     }
 #define FULL2(lsh, addzp) FULL(lsh, addzp, 0, 0) FULL(lsh, addzp, 0, 1) FULL(lsh, addzp, 1, 0) FULL(lsh, addzp, 1, 1)
@@ -203,11 +209,11 @@ static const full_fn FULL_TILES[16] = {
 /* Any tile: W pixels, some of them or some channels not stored, or the int64 requantization;
  * every optional epilogue step taken. */
 #define ANY(W)                                                                                                 \
-    static void any_##W(const ddq_gemm_plan *p, const int8_t *xp, int64_t pitch, const int8_t *wp, int64_t o0, \
+    static void any_##W(const ddq_gemm_plan *p, const int8_t *xp, int64_t tstride, const int8_t *wp, int64_t o0, \
                         uint8_t *y, int64_t P, int64_t count, unsigned mask, int mode, tile_out t) {           \
-        if (mode == RQ_INT64) tiles(p, xp, pitch, wp, o0, y, P, 1, W, count, mask, RQ_INT64, t, 1, 1, 1);      \
-        else if (mode == RQ_FAST) tiles(p, xp, pitch, wp, o0, y, P, 1, W, count, mask, RQ_FAST, t, 1, 1, 1);   \
-        else tiles(p, xp, pitch, wp, o0, y, P, 1, W, count, mask, RQ_FAST_LSHIFT, t, 1, 1, 1);                 \
+        if (mode == RQ_INT64) tiles(p, xp, tstride, wp, o0, y, P, 1, W, count, mask, RQ_INT64, t, 1, 1, 1);      \
+        else if (mode == RQ_FAST) tiles(p, xp, tstride, wp, o0, y, P, 1, W, count, mask, RQ_FAST, t, 1, 1, 1);   \
+        else tiles(p, xp, tstride, wp, o0, y, P, 1, W, count, mask, RQ_FAST_LSHIFT, t, 1, 1, 1);                 \
     }
 ANY(4)
 ANY(8)
@@ -219,9 +225,9 @@ void ddq_conv_gemm__neondot(const ddq_op_args *a, int64_t begin, int64_t end) {
     const ddq_tensor *yt = a->out;
     const ddq_op *op = a->op;
     uint8_t *y = a->y;
-    const int64_t P = yt->shape[2] * yt->shape[3], PP = p->panel_pixels, pitch = PP * DDQ_SDOT_GROUP;
+    const int64_t P = yt->shape[2] * yt->shape[3], PP = p->panel_pixels, tstride = p->KG * TILE_GROUP;
     int8_t *panel = a->scratch;
-    int8_t *rows = panel + (p->KG * pitch + 63) / 64 * 64;
+    int8_t *rows = panel + (p->KG * PP * DDQ_SDOT_GROUP + 63) / 64 * 64;
     const tile_out t = {vdupq_n_s16((int16_t)yt->zero_point), vdupq_n_u8((uint8_t)op->act_min),
                         vdupq_n_u8((uint8_t)op->act_max)};
     const int mode = !p->rq.fast ? RQ_INT64 : p->rq.lshift_any ? RQ_FAST_LSHIFT : RQ_FAST;
@@ -239,17 +245,17 @@ void ddq_conv_gemm__neondot(const ddq_op_args *a, int64_t begin, int64_t end) {
             int64_t j = 0;
             if (mask == 0x3fu && mode != RQ_INT64) {
                 j = n / 16 * 16;
-                full(p, panel, pitch, wb, o0, yb, P, n / 16, t);
+                full(p, panel, tstride, wb, o0, yb, P, n / 16, t);
             }
             /* The rest: 16 pixels at a time, the last 1–15 with 8- and 4-pixel tiles, whose
              * columns lie below round_up(n, 8), which the panel fills. */
             while (j < n) {
                 const int64_t rest = n - j, W = rest >= 16 ? 16 : rest > 4 ? 8 : 4;
                 const int64_t count = rest < W ? rest : W;
-                const int8_t *xp = panel + j * DDQ_SDOT_GROUP;
-                if (W == 16) any_16(p, xp, pitch, wb, o0, yb + j, P, count, mask, mode, t);
-                else if (W == 8) any_8(p, xp, pitch, wb, o0, yb + j, P, count, mask, mode, t);
-                else any_4(p, xp, pitch, wb, o0, yb + j, P, count, mask, mode, t);
+                const int8_t *xp = panel + j / 16 * tstride + j % 16 * DDQ_SDOT_GROUP;
+                if (W == 16) any_16(p, xp, tstride, wb, o0, yb + j, P, count, mask, mode, t);
+                else if (W == 8) any_8(p, xp, tstride, wb, o0, yb + j, P, count, mask, mode, t);
+                else any_4(p, xp, tstride, wb, o0, yb + j, P, count, mask, mode, t);
                 j += count;
             }
         }

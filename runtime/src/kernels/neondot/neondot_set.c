@@ -24,6 +24,15 @@ static int is_sdot_gemm(const ddq_model *model, const ddq_op *op) {
            ddq_conv_path(op, &model->tensors[op->inputs[0]], &model->tensors[op->inputs[1]]) == DDQ_CONV_GEMM;
 }
 
+/* The conv GEMM's panel width: a multiple of 16 pixels (the tiles'), so that of a map split into
+ * several panels only the last one has a tail, and whole tiles of 16 fit a map's last panel. */
+static int64_t conv_panel_pixels(const ddq_model *model, const ddq_op *op) {
+    const ddq_tensor *wt = &model->tensors[op->inputs[1]], *yt = &model->tensors[op->output];
+    const int64_t K = wt->elements / wt->shape[0], P = yt->shape[2] * yt->shape[3];
+    const int64_t n = ddq_gemm_panel_pixels_for(K, P, DDQ_SDOT_PANEL_BYTES);
+    return n < P ? (n >= 16 ? n / 16 * 16 : n) : (P + 15) / 16 * 16;
+}
+
 static void neondot_release(void *prepared) {
     ddq_sdot_gemm *g = prepared;
     if (g->path != DDQ_CONV_GEMM_SDOT) {
@@ -46,17 +55,20 @@ static void *neondot_prepare(const ddq_model *model, const ddq_op *op) {
         free(g);
         return NULL;
     }
-    /* A map split into several panels gets panels of a multiple of 16 pixels, so that only the
-     * last one has a tail (panels are never wider than the scratch sized for the plan's width). */
-    ddq_gemm_plan *p = g->plan;
-    const int64_t P = fc ? 1 : model->tensors[op->output].shape[2] * model->tensors[op->output].shape[3];
-    if (p->panel_pixels < P && p->panel_pixels >= 16) p->panel_pixels = p->panel_pixels / 16 * 16;
+    if (!fc) {
+        g->plan->panel_pixels = conv_panel_pixels(model, op);
+        g->plan->tiled = 1;
+    }
     return g;
 }
 
 static size_t neondot_scratch_bytes(const ddq_model *model, const ddq_op *op) {
     if (op->kind == DDQ_OP_FULLY_CONNECTED) return ddq_fc_scratch_bytes__neondot(model, op);
-    if (is_sdot_gemm(model, op)) return ddq_gemm_scratch_bytes(model, op, DDQ_SDOT_GROUP, DDQ_SDOT_PANEL_BYTES);
+    if (is_sdot_gemm(model, op)) {
+        const ddq_tensor *wt = &model->tensors[op->inputs[1]];
+        const int64_t KG = (wt->elements / wt->shape[0] + DDQ_SDOT_GROUP - 1) / DDQ_SDOT_GROUP;
+        return ddq_gemm_panel_scratch_bytes(KG, DDQ_SDOT_GROUP, conv_panel_pixels(model, op));
+    }
     return ddq_scratch_bytes__neon(model, op);
 }
 
