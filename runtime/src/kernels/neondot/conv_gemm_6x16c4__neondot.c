@@ -88,13 +88,31 @@ NEONDOT_INLINE void tiles(const ddq_gemm_plan *p, const int8_t *xs, int64_t tstr
     const int64_t *ntp = p->rq.neg_t + o0;
     for (; ntiles > 0; ntiles--, xs += tstride, y += W) {
         const int8_t *xp = xs, *wp = wb;
-        /* the accumulators start at the (folded) biases */
-        int32x4_t a00 = vld1q_dup_s32(b + 0), a01 = a00, a02 = a00, a03 = a00;
-        int32x4_t a10 = vld1q_dup_s32(b + 1), a11 = a10, a12 = a10, a13 = a10;
-        int32x4_t a20 = vld1q_dup_s32(b + 2), a21 = a20, a22 = a20, a23 = a20;
-        int32x4_t a30 = vld1q_dup_s32(b + 3), a31 = a30, a32 = a30, a33 = a30;
-        int32x4_t a40 = vld1q_dup_s32(b + 4), a41 = a40, a42 = a40, a43 = a40;
-        int32x4_t a50 = vld1q_dup_s32(b + 5), a51 = a50, a52 = a50, a53 = a50;
+        /* the accumulators start at the (folded) biases, each with its own LD1R (written out:
+         * GCC loads each bias once and copies it into the other three accumulators) */
+#define BIAS(c, i) __asm__ volatile("ld1r {%0.4s}, [%1]" : "=w"(a##c##i) : "r"(b + (c)), "m"(b[c]))
+#define INIT(c)                                                                                        \
+        do {                                                                                           \
+            BIAS(c, 0);                                                                                \
+            if (W > 4) BIAS(c, 1);                                                                     \
+            else a##c##1 = a##c##0;                                                                    \
+            if (W > 8) {                                                                               \
+                BIAS(c, 2);                                                                            \
+                BIAS(c, 3);                                                                            \
+            } else {                                                                                   \
+                a##c##2 = a##c##3 = a##c##0;                                                           \
+            }                                                                                          \
+        } while (0)
+        int32x4_t a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23;
+        int32x4_t a30, a31, a32, a33, a40, a41, a42, a43, a50, a51, a52, a53;
+        INIT(0);
+        INIT(1);
+        INIT(2);
+        INIT(3);
+        INIT(4);
+        INIT(5);
+#undef INIT
+#undef BIAS
         int8x16_t x0, x1, x2, x3;
     /* the next group's pixels; for 16 pixels an LD1 with a post-increment (written out: GCC
      * keeps a second pointer for the loop's second load), volatile so that it stays after the
