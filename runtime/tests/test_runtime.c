@@ -317,7 +317,8 @@ static void test_neon_requantization(void) {
 /* The fast form (SQDMULH/SRSHL, gemm_plan.h) against the scalar requantization on the domain the
  * plan admits it for, |acc| · 2^l < 2^31: every shift, the multipliers' extremes, accumulators at
  * the domain's ends, ties and random ones; and ddq_requant_plan_init's verdict at the edge of that
- * domain (a bound one past it turns the fast form off). */
+ * domain (a bound one past it turns the fast form off). The rounding shift SRSHL(H, −r) is also
+ * compared with neondot's SQRDMULH(H, 2^(31 − r)). */
 static void test_neon_fast_requantization(void) {
     static const struct { int32_t zp, lo, hi; } grids[] = {{0, 0, 255}, {255, 0, 255}, {128, 3, 200}, {40, 0, 15}};
     long checked = 0, bad = 0;
@@ -341,6 +342,19 @@ static void test_neon_fast_requantization(void) {
                                           : test_accumulator((round + k) % 6, m0, t);
                     if (a > limit || a < -limit) a = a % (limit + 1); /* inside the domain */
                     acc[k] = (int32_t)a;
+                }
+                for (int h = 0; h < 2; h++) {
+                    const int32x4_t H = vqdmulhq_s32(vshlq_s32(vld1q_s32(acc + 4 * h), vdupq_n_s32(l)), vdupq_n_s32(m0));
+                    int32_t hs[4], shifted[4], multiplied[4];
+                    vst1q_s32(hs, H);
+                    vst1q_s32(shifted, vrshlq_s32(H, vdupq_n_s32(rq.neg_rshift[0])));
+                    vst1q_s32(multiplied, vqrdmulhq_s32(H, vdupq_n_s32((int32_t)(1u << (31 + rq.neg_rshift[0])))));
+                    for (int k = 0; k < 4; k++) {
+                        checked++;
+                        if (shifted[k] != multiplied[k] && bad++ < 5)
+                            CHECK(0, "rounding shift of %d by %d: SRSHL %d, SQRDMULH %d", hs[k],
+                                  -rq.neg_rshift[0], shifted[k], multiplied[k]);
+                    }
                 }
                 for (size_t gi = 0; gi < sizeof grids / sizeof grids[0]; gi++) {
                     const ddq_requant_fast r = ddq_requant_fast_same(&rq, 0, grids[gi].zp, grids[gi].lo, grids[gi].hi);

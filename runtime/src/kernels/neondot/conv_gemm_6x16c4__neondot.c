@@ -20,7 +20,8 @@
  * (c − zp) · Σw into the bias, and Σ w·(x − c) + bias' ≡ Σ w·(x − zp) + bias (mod 2^32). The
  * accumulators start at bias' and wrap mod 2^32; the exact result lies in int32 (the loader's
  * accumulator bound), so the final lanes equal it. The requantization is the plan's fast form
- * where it proved it exact for every channel (SQDMULH, SRSHL), else the int64 form of
+ * where it proved it exact for every channel (SQDMULH, then SRSHL as a SQRDMULH by element:
+ * RQ4), else the int64 form of
  * ../neon/mbqm__neon.h; the saturating narrows and the clamp are theirs: saturation only moves
  * values that lie beyond the clamp anyway, so an output zero point of 0 needs no add, act_min 0
  * no lower clamp (SQXTUN stops at 0) and act_max 255 no upper one. Pixels a tile computes past
@@ -39,12 +40,15 @@ typedef struct tile_out {
     uint8x16_t lo, hi;
 } tile_out;
 
-/* MBQM of four lanes of one channel: the fast form with that channel's m0 (lane `lane` of m0v),
- * −r and l, or the int64 form with its m0 and −t. */
-#define RQ4(v, m0v, lane, nr, l, nt)                                                    \
-    (mode == RQ_INT64      ? ddq_mbqm_neon((v), vdupq_laneq_s32(m0v, lane), (nt), (nt)) \
-     : mode == RQ_FAST     ? vrshlq_s32(vqdmulhq_laneq_s32((v), m0v, lane), (nr))       \
-                           : vrshlq_s32(vqdmulhq_laneq_s32(vshlq_s32((v), (l)), m0v, lane), (nr)))
+/* MBQM of four lanes of one channel: the fast form with that channel's m0 and k = 2^(31 − r)
+ * (lanes `lane` of m0v and kv) and l, or the int64 form with its m0 and −t. The fast form's
+ * rounding shift SRSHL(H, −r) is SQRDMULH(H, 2^(31 − r)) = ⌊(2·H·2^(31 − r) + 2^31) / 2^32⌋ =
+ * ⌊(H + 2^(r − 1)) / 2^r⌋, exactly (r ≥ 1, so k ≤ 2^30 and nothing saturates), and takes its
+ * constant by element: no DUP per channel. */
+#define RQ4(v, m0v, kv, lane, l, nt)                                                                 \
+    (mode == RQ_INT64  ? ddq_mbqm_neon((v), vdupq_laneq_s32(m0v, lane), (nt), (nt))                  \
+     : mode == RQ_FAST ? vqrdmulhq_laneq_s32(vqdmulhq_laneq_s32((v), m0v, lane), kv, lane)           \
+                       : vqrdmulhq_laneq_s32(vqdmulhq_laneq_s32(vshlq_s32((v), (l)), m0v, lane), kv, lane))
 
 /* One channel's W pixels, requantized (int32 r0 … r3), as codes: narrowed with saturation, + zp,
  * clamped, and `count` of them stored (all W when count == W). */
@@ -84,7 +88,8 @@ NEONDOT_INLINE void tiles(const ddq_gemm_plan *p, const int8_t *xs, int64_t tstr
                           const int mode, tile_out t, const int addzp, const int clamplo, const int clamphi) {
     /* read before the first store, which may alias anything read through p */
     const int64_t pairs = p->KG / 2, odd = p->KG & 1;
-    const int32_t *b = p->bias + o0, *m0p = p->rq.m0 + o0, *nrp = p->rq.neg_rshift + o0, *lp = p->rq.lshift + o0;
+    const int32_t *b = p->bias + o0, *m0p = p->rq.m0 + o0, *kp = (const int32_t *)p->extra + o0;
+    const int32_t *lp = p->rq.lshift + o0;
     const int64_t *ntp = p->rq.neg_t + o0;
     for (; ntiles > 0; ntiles--, xs += tstride, y += W) {
         const int8_t *xp = xs, *wp = wb;
@@ -174,29 +179,29 @@ NEONDOT_INLINE void tiles(const ddq_gemm_plan *p, const int8_t *xs, int64_t tstr
 #undef LOAD_X
         /* the channels' constants, loaded after the loop: registers are full inside it */
         const int32x4_t m0a = vld1q_s32(m0p), m0b = vld1q_s32(m0p + 4);
-        const int32x4_t nra = vld1q_s32(nrp), nrb = vld1q_s32(nrp + 4);
-        const int32x4_t la = mode == RQ_FAST_LSHIFT ? vld1q_s32(lp) : nra;
-        const int32x4_t lb = mode == RQ_FAST_LSHIFT ? vld1q_s32(lp + 4) : nrb;
+        const int32x4_t ka = vld1q_s32(kp), kb = vld1q_s32(kp + 4);
+        const int32x4_t la = mode == RQ_FAST_LSHIFT ? vld1q_s32(lp) : ka;
+        const int32x4_t lb = mode == RQ_FAST_LSHIFT ? vld1q_s32(lp + 4) : kb;
         int64x2_t nt[R];
         for (int c = 0; c < R; c++) nt[c] = mode == RQ_INT64 ? vld1q_dup_s64(ntp + c) : vdupq_n_s64(0);
         /* a lane index must be a constant expression, hence the macro */
-#define ROW(c, m0v, nrv, lv, lane)                                                              \
+#define ROW(c, m0v, kv, lv, lane)                                                               \
         do {                                                                                    \
             if (mask & (1u << (c))) {                                                           \
-                const int32x4_t nr = vdupq_laneq_s32(nrv, lane), l = vdupq_laneq_s32(lv, lane); \
-                const int32x4_t r0 = RQ4(a##c##0, m0v, lane, nr, l, nt[c]);                     \
-                const int32x4_t r1 = W > 4 ? RQ4(a##c##1, m0v, lane, nr, l, nt[c]) : r0;        \
-                const int32x4_t r2 = W > 8 ? RQ4(a##c##2, m0v, lane, nr, l, nt[c]) : r0;        \
-                const int32x4_t r3 = W > 8 ? RQ4(a##c##3, m0v, lane, nr, l, nt[c]) : r0;        \
+                const int32x4_t l = vdupq_laneq_s32(lv, lane);                                  \
+                const int32x4_t r0 = RQ4(a##c##0, m0v, kv, lane, l, nt[c]);                     \
+                const int32x4_t r1 = W > 4 ? RQ4(a##c##1, m0v, kv, lane, l, nt[c]) : r0;        \
+                const int32x4_t r2 = W > 8 ? RQ4(a##c##2, m0v, kv, lane, l, nt[c]) : r0;        \
+                const int32x4_t r3 = W > 8 ? RQ4(a##c##3, m0v, kv, lane, l, nt[c]) : r0;        \
                 store_row(y + (c) * P, r0, r1, r2, r3, W, count, t, addzp, clamplo, clamphi);   \
             }                                                                                   \
         } while (0)
-        ROW(0, m0a, nra, la, 0);
-        ROW(1, m0a, nra, la, 1);
-        ROW(2, m0a, nra, la, 2);
-        ROW(3, m0a, nra, la, 3);
-        ROW(4, m0b, nrb, lb, 0);
-        ROW(5, m0b, nrb, lb, 1);
+        ROW(0, m0a, ka, la, 0);
+        ROW(1, m0a, ka, la, 1);
+        ROW(2, m0a, ka, la, 2);
+        ROW(3, m0a, ka, la, 3);
+        ROW(4, m0b, kb, lb, 0);
+        ROW(5, m0b, kb, lb, 1);
 #undef ROW
     }
 }

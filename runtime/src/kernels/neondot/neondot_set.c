@@ -56,8 +56,20 @@ static void *neondot_prepare(const ddq_model *model, const ddq_op *op) {
         return NULL;
     }
     if (!fc) {
-        g->plan->panel_pixels = conv_panel_pixels(model, op);
-        g->plan->tiled = 1;
+        ddq_gemm_plan *p = g->plan;
+        p->panel_pixels = conv_panel_pixels(model, op);
+        p->tiled = 1;
+        /* the fast requantization's rounding shifts as SQRDMULH multipliers k = 2^(31 − r)
+         * (conv_gemm_6x16c4__neondot.c); r = 0 only past O, where m0 = 0 */
+        const int64_t channels = p->blocks * DDQ_SDOT_CONV_R + DDQ_PLAN_CHANNEL_SLACK;
+        int32_t *k = calloc((size_t)channels, sizeof *k);
+        if (!k) {
+            neondot_release(g);
+            return NULL;
+        }
+        for (int64_t o = 0; o < channels && o < p->O + DDQ_PLAN_CHANNEL_SLACK; o++)
+            if (p->rq.neg_rshift[o] < 0) k[o] = (int32_t)(1u << (31 + p->rq.neg_rshift[o]));
+        p->extra = k;
     }
     return g;
 }
