@@ -267,10 +267,11 @@ void ddq_build_panel(const ddq_gemm_plan *p, const ddq_op *op, const ddq_tensor 
                           (wt->shape[2] == 1 && wt->shape[3] == 1 && op->stride[0] == 1 && op->stride[1] == 1 &&
                            op->padding[0] == 0 && op->padding[1] == 0 && op->padding[2] == 0 && op->padding[3] == 0);
     const int64_t HW = op->kind == DDQ_OP_FULLY_CONNECTED ? 1 : xt->shape[2] * xt->shape[3];
-    /* A plain 1×1 reads its rows straight from x where the panel's last columns stay inside the
-     * channel plane (they then hold the next pixels, whose outputs are not stored); otherwise
-     * each tap row is first written, offset, into `rows`. */
-    const int direct = plain_1x1 && p0 + cols <= HW;
+    /* A plain 1×1 reads its rows straight from x (the interleave subtracts c): a row's columns
+     * past n hold the next pixels, whose outputs are not stored, and only a row whose columns
+     * would run past the end of x is first copied into `rows`. Other convolutions write each tap
+     * row, offset, into `rows`. */
+    const int direct = plain_1x1;
     for (int64_t g = 0; g < p->KG; g++) {
         const int8_t *src[4];
         for (int j = 0; j < G; j++) {
@@ -278,11 +279,11 @@ void ddq_build_panel(const ddq_gemm_plan *p, const ddq_op *op, const ddq_tensor 
             int8_t *d = rows + j * PP;
             if (r >= p->K) {
                 memset(d, direct ? p->offset : 0, (size_t)cols); /* taps past K meet zero weights */
-            } else if (direct) {
+            } else if (direct && r * HW + p0 + cols <= p->K * HW) {
                 d = (int8_t *)(x + r * HW + p0);
-            } else if (plain_1x1) {
-                offset_copy(d, x + r * HW + p0, n, (uint8_t)p->offset);
-                memset(d + n, p->pad, (size_t)(cols - n));
+            } else if (direct) {
+                memcpy(d, x + r * HW + p0, (size_t)n);
+                memset(d + n, p->offset, (size_t)(cols - n));
             } else {
                 tap_row(p, op, xt, wt, yt, x, r, p0, n, d);
                 memset(d + n, p->pad, (size_t)(cols - n));

@@ -110,8 +110,9 @@ int64_t ddq_accumulator_bound(const ddq_tensor *x, const ddq_tensor *w, const dd
 
 /* Panel building (portable C, vectorized by the compiler). Fills the panel's groups of taps for
  * output pixels p0 … p0 + n − 1 into columns 0 … n − 1 (row pitch plan->panel_pixels · group
- * bytes, or tiles of 16 columns: plan->tiled); columns n … round_up(n, 8) − 1 get pad bytes.
- * `row` is scratch of group · panel_pixels bytes. */
+ * bytes, or tiles of 16 columns: plan->tiled); columns n … round_up(n, 8) − 1 get pad bytes
+ * (a plain 1×1: the next pixels' values), whose outputs are not stored. `row` is scratch of
+ * group · panel_pixels bytes. */
 void ddq_build_panel(const ddq_gemm_plan *plan, const ddq_op *op, const ddq_tensor *xt, const ddq_tensor *wt,
                      const ddq_tensor *yt, const uint8_t *x, int64_t p0, int64_t n, int8_t *panel, int8_t *row);
 
