@@ -79,13 +79,15 @@ NEONDOT_INLINE void store_row(uint8_t *y, int32x4_t r0, int32x4_t r1, int32x4_t 
     }
 }
 
-/* `tiles` tiles side by side: channels o0 … o0 + 5 (those with their bit set in `mask` are
- * stored) × W = 16, 8 or 4 columns of the panel from xs on (`count` of each tile's stored), y at
- * channel o0's first pixel. One call runs a block's row of tiles, so the callee-saved vector
- * registers are saved once per row, not per tile. */
+/* `tiles` tiles side by side: channels o0 … o0 + NC − 1 (NC ≤ 6: a last block's channels
+ * below O; those with their bit set in `mask` are stored) × W = 16, 8 or 4 columns of the panel
+ * from xs on (`count` of each tile's stored), y at channel o0's first pixel. One call runs a
+ * block's row of tiles, so the callee-saved vector registers are saved once per row, not per
+ * tile. */
 NEONDOT_INLINE void tiles(const ddq_gemm_plan *p, const int8_t *xs, int64_t tstride, const int8_t *wb, int64_t o0,
-                          uint8_t *y, int64_t P, int64_t ntiles, const int W, int64_t count, unsigned mask,
-                          const int mode, tile_out t, const int addzp, const int clamplo, const int clamphi) {
+                          uint8_t *y, int64_t P, int64_t ntiles, const int NC, const int W, int64_t count,
+                          unsigned mask, const int mode, tile_out t, const int addzp, const int clamplo,
+                          const int clamphi) {
     /* read before the first store, which may alias anything read through p */
     const int64_t pairs = p->KG / 2, odd = p->KG & 1;
     const int32_t *b = p->bias + o0, *m0p = p->rq.m0 + o0, *kp = (const int32_t *)p->extra + o0;
@@ -98,6 +100,7 @@ NEONDOT_INLINE void tiles(const ddq_gemm_plan *p, const int8_t *xs, int64_t tstr
 #define BIAS(c, i) __asm__ volatile("ld1r {%0.4s}, [%1]" : "=w"(a##c##i) : "r"(b + (c)), "m"(b[c]))
 #define INIT(c)                                                                                        \
         do {                                                                                           \
+            if ((c) >= NC) break;                                                                      \
             BIAS(c, 0);                                                                                \
             if (W > 4) BIAS(c, 1);                                                                     \
             else a##c##1 = a##c##0;                                                                    \
@@ -142,6 +145,7 @@ NEONDOT_INLINE void tiles(const ddq_gemm_plan *p, const int8_t *xs, int64_t tstr
          * of a 16- or an 8-byte weight vector) */
 #define DOT(c, dot, wv, lane)                                       \
         do {                                                        \
+            if ((c) >= NC) break;                                   \
             a##c##0 = dot(a##c##0, x0, wv, lane);                   \
             if (W > 4) a##c##1 = dot(a##c##1, x1, wv, lane);        \
             if (W > 8) a##c##2 = dot(a##c##2, x2, wv, lane);        \
@@ -187,7 +191,7 @@ NEONDOT_INLINE void tiles(const ddq_gemm_plan *p, const int8_t *xs, int64_t tstr
         /* a lane index must be a constant expression, hence the macro */
 #define ROW(c, m0v, kv, lv, lane)                                                               \
         do {                                                                                    \
-            if (mask & (1u << (c))) {                                                           \
+            if ((c) < NC && (mask & (1u << (c)))) {                                             \
                 const int32x4_t l = vdupq_laneq_s32(lv, lane);                                  \
                 const int32x4_t r0 = RQ4(a##c##0, m0v, kv, lane, l, nt[c]);                     \
                 const int32x4_t r1 = W > 4 ? RQ4(a##c##1, m0v, kv, lane, l, nt[c]) : r0;        \
@@ -214,8 +218,8 @@ typedef void (*full_fn)(const ddq_gemm_plan *, const int8_t *, int64_t, const in
     static void full_##lsh##addzp##clamplo##clamphi(const ddq_gemm_plan *p, const int8_t *xp, int64_t tstride, \
                                                     const int8_t *wp, int64_t o0, uint8_t *y, int64_t P,     \
                                                     int64_t ntiles, tile_out t) {                            \
-        tiles(p, xp, tstride, wp, o0, y, P, ntiles, 16, 16, 0x3fu, (lsh) ? RQ_FAST_LSHIFT : RQ_FAST, t, addzp, \
-              clamplo, clamphi);                                                                             \
+        tiles(p, xp, tstride, wp, o0, y, P, ntiles, R, 16, 16, 0x3fu, (lsh) ? RQ_FAST_LSHIFT : RQ_FAST, t,     \
+              addzp, clamplo, clamphi);                                                                         \
     }
 #define FULL2(lsh, addzp) FULL(lsh, addzp, 0, 0) FULL(lsh, addzp, 0, 1) FULL(lsh, addzp, 1, 0) FULL(lsh, addzp, 1, 1)
 FULL2(0, 0)
@@ -229,18 +233,25 @@ static const full_fn FULL_TILES[16] = {
     full_1000, full_1001, full_1010, full_1011, full_1100, full_1101, full_1110, full_1111,
 };
 
-/* Any tile: W pixels, some of them or some channels not stored, or the int64 requantization;
- * every optional epilogue step taken. */
-#define ANY(W)                                                                                                 \
-    static void any_##W(const ddq_gemm_plan *p, const int8_t *xp, int64_t tstride, const int8_t *wp, int64_t o0, \
-                        uint8_t *y, int64_t P, int64_t count, unsigned mask, int mode, tile_out t) {           \
-        if (mode == RQ_INT64) tiles(p, xp, tstride, wp, o0, y, P, 1, W, count, mask, RQ_INT64, t, 1, 1, 1);      \
-        else if (mode == RQ_FAST) tiles(p, xp, tstride, wp, o0, y, P, 1, W, count, mask, RQ_FAST, t, 1, 1, 1);   \
-        else tiles(p, xp, tstride, wp, o0, y, P, 1, W, count, mask, RQ_FAST_LSHIFT, t, 1, 1, 1);                 \
+/* Any tiles: W pixels, some of them or some channels not stored, or the int64 requantization;
+ * every optional epilogue step taken. NC < 6 for a last block of 2 or 4 channels (the even
+ * channel counts of the usual networks leave those), whose missing channels then cost nothing. */
+#define ANY(W, NC)                                                                                               \
+    static void any_##W##_##NC(const ddq_gemm_plan *p, const int8_t *xp, int64_t tstride, const int8_t *wp,      \
+                               int64_t o0, uint8_t *y, int64_t P, int64_t ntiles, int64_t count, unsigned mask,  \
+                               int mode, tile_out t) {                                                           \
+        if (mode == RQ_INT64)                                                                                    \
+            tiles(p, xp, tstride, wp, o0, y, P, ntiles, NC, W, count, mask, RQ_INT64, t, 1, 1, 1);               \
+        else if (mode == RQ_FAST)                                                                                \
+            tiles(p, xp, tstride, wp, o0, y, P, ntiles, NC, W, count, mask, RQ_FAST, t, 1, 1, 1);                \
+        else                                                                                                     \
+            tiles(p, xp, tstride, wp, o0, y, P, ntiles, NC, W, count, mask, RQ_FAST_LSHIFT, t, 1, 1, 1);         \
     }
-ANY(4)
-ANY(8)
-ANY(16)
+ANY(4, 6)
+ANY(8, 6)
+ANY(16, 6)
+ANY(16, 4)
+ANY(16, 2)
 #undef ANY
 
 void ddq_conv_gemm__neondot(const ddq_op_args *a, int64_t begin, int64_t end) {
@@ -265,20 +276,23 @@ void ddq_conv_gemm__neondot(const ddq_op_args *a, int64_t begin, int64_t end) {
             const int64_t ob = o0 > begin ? o0 : begin, oe = o0 + R < end ? o0 + R : end;
             const unsigned mask = ((1u << (oe - o0)) - 1) & ~((1u << (ob - o0)) - 1);
             uint8_t *yb = y + o0 * P + p0;
-            int64_t j = 0;
+            int64_t j = n / 16 * 16;
             if (mask == 0x3fu && mode != RQ_INT64) {
-                j = n / 16 * 16;
                 full(p, panel, tstride, wb, o0, yb, P, n / 16, t);
+            } else if (n >= 16) {
+                const int64_t nc = ob == o0 && mask != 0x3fu ? oe - o0 : R; /* channels below oe */
+                if (nc == 2) any_16_2(p, panel, tstride, wb, o0, yb, P, n / 16, 16, mask, mode, t);
+                else if (nc == 4) any_16_4(p, panel, tstride, wb, o0, yb, P, n / 16, 16, mask, mode, t);
+                else any_16_6(p, panel, tstride, wb, o0, yb, P, n / 16, 16, mask, mode, t);
             }
-            /* The rest: 16 pixels at a time, the last 1–15 with 8- and 4-pixel tiles, whose
-             * columns lie below round_up(n, 8), which the panel fills. */
+            /* The last 1–15 pixels: 8- and 4-pixel tiles, whose columns lie below round_up(n, 8),
+             * which the panel fills. */
             while (j < n) {
-                const int64_t rest = n - j, W = rest >= 16 ? 16 : rest > 4 ? 8 : 4;
+                const int64_t rest = n - j, W = rest > 4 ? 8 : 4;
                 const int64_t count = rest < W ? rest : W;
                 const int8_t *xp = panel + j / 16 * tstride + j % 16 * DDQ_SDOT_GROUP;
-                if (W == 16) any_16(p, xp, tstride, wb, o0, yb + j, P, count, mask, mode, t);
-                else if (W == 8) any_8(p, xp, tstride, wb, o0, yb + j, P, count, mask, mode, t);
-                else any_4(p, xp, tstride, wb, o0, yb + j, P, count, mask, mode, t);
+                if (W == 8) any_8_6(p, xp, tstride, wb, o0, yb + j, P, 1, count, mask, mode, t);
+                else any_4_6(p, xp, tstride, wb, o0, yb + j, P, 1, count, mask, mode, t);
                 j += count;
             }
         }
