@@ -299,6 +299,12 @@ def _sdot_cases(rng: np.random.Generator) -> list[KernelCase]:
     cases.append(_conv_case(rng, "sdot 1x1 two panels", c=64, h=50, w=51, o=7, in_bits=4, w_bits=4, batch=1))
     cases.append(_conv_case(rng, "sdot 3x3 two panels", c=9, h=60, w=61, o=8, k=(3, 3), padding=(1, 1, 1, 1),
                             in_bits=8, in_zp=3, batch=1))
+    # the requantization's three forms on every tile (16 pixels, 8, 4 and the one-pixel tail):
+    # the int64 form (8-bit, K = 256, a multiplier of 300: the fast form's x · 2^10 would leave
+    # int32 for the loader's bound), the fast form with a left shift (multiplier 7) and without
+    for m, k, hw in ((300.0, 256, (1, 33)), (300.0, 256, (2, 14)), (7.0, 64, (3, 11)), (0.01, 64, (7, 7))):
+        cases.append(_conv_case(rng, f"sdot 1x1 m{m:g} {hw}", c=k, h=hw[0], w=hw[1], o=10, multiplier=m,
+                                bias="zero", out_zp=int(rng.integers(0, 256)), relu=bool(rng.integers(0, 2))))
     # 8-bit inputs whose zero point leaves x − zp outside int8 (c = 128 or 127), with padding
     # (zp − c), random and at the far end of the grid with the biases at the accumulator bound
     for zp in (0, 60, 255):

@@ -51,7 +51,8 @@ typedef struct tile_out {
                        : vqrdmulhq_laneq_s32(vqdmulhq_laneq_s32(vshlq_s32((v), (l)), m0v, lane), kv, lane))
 
 /* One channel's W pixels, requantized (int32 r0 … r3), as codes: narrowed with saturation, + zp,
- * clamped, and `count` of them stored (all W when count == W). */
+ * clamped, and `count` of them stored (all W when W = 16: only a panel's last 1–15 pixels take
+ * the narrower tiles). */
 NEONDOT_INLINE void store_row(uint8_t *y, int32x4_t r0, int32x4_t r1, int32x4_t r2, int32x4_t r3, const int W,
                               int64_t count, tile_out t, const int addzp, const int clamplo, const int clamphi) {
     int16x8_t h0 = W > 4 ? vqmovn_high_s32(vqmovn_s32(r0), r1) : vcombine_s16(vqmovn_s32(r0), vqmovn_s32(r0));
@@ -69,14 +70,7 @@ NEONDOT_INLINE void store_row(uint8_t *y, int32x4_t r0, int32x4_t r1, int32x4_t 
     uint8x16_t u = vqmovun_high_s16(vqmovun_s16(h0), h1);
     if (clamplo) u = vmaxq_u8(u, t.lo);
     if (clamphi) u = vminq_u8(u, t.hi);
-    if (count == 16) {
-        vst1q_u8(y, u);
-    } else if (count > 8) {
-        vst1_u8(y, vget_low_u8(u));
-        ddq_store_u8x8_partial(y + 8, vget_high_u8(u), count - 8);
-    } else {
-        ddq_store_u8x8_partial(y, vget_low_u8(u), count);
-    }
+    vst1q_u8(y, u);
 }
 
 /* `tiles` tiles side by side: channels o0 … o0 + NC − 1 (NC ≤ 6: a last block's channels
@@ -254,6 +248,55 @@ ANY(16, 4)
 ANY(16, 2)
 #undef ANY
 
+/* One pixel (the last of a panel of 16k + 1, e.g. a 7 × 7 map), channels o0 … o0 + 5 of which
+ * those in `mask` are stored: the channels in the lanes and the pixel's four taps broadcast, two
+ * SDOT per group of taps where the 4-pixel tile spends six on one useful pixel. Two groups' 48
+ * weight bytes hold channels 0–3 | 4–5 of the first and 0–1 | 2–5 of the second, so the middle
+ * vector is taken against both groups' taps, into a1 (its lanes 0–1 hold the first group's
+ * channels 4–5) and a2 (lanes 2–3: the second group's channels 0–1); the other lanes of a1 and
+ * a2 mix the groups and are dropped. An 8-byte load at the pixel also reads the next pixel's
+ * taps, which the panel's tile holds and lane 0 ignores. */
+static void tail_1(const ddq_gemm_plan *p, const int8_t *xp, const int8_t *wp, int64_t o0, uint8_t *y, int64_t P,
+                   unsigned mask, const tile_out *t) {
+    int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0;
+    int32x2_t a4 = vdup_n_s32(0);
+    for (int64_t g = p->KG / 2; g > 0; g--) {
+        const int8x16x3_t w = vld1q_s8_x3(wp);
+        const int8x8_t x0 = vld1_s8(xp), x1 = vld1_s8(xp + TILE_GROUP);
+        wp += 2 * R * DDQ_SDOT_GROUP;
+        xp += 2 * TILE_GROUP;
+        a0 = vdotq_lane_s32(a0, w.val[0], x0, 0);
+        a1 = vdotq_lane_s32(a1, w.val[1], x0, 0);
+        a2 = vdotq_lane_s32(a2, w.val[1], x1, 0);
+        a3 = vdotq_lane_s32(a3, w.val[2], x1, 0);
+    }
+    if (p->KG & 1) { /* the last group alone: 16 + 8 weight bytes */
+        const int8x8_t x0 = vld1_s8(xp);
+        a0 = vdotq_lane_s32(a0, vld1q_s8(wp), x0, 0);
+        a4 = vdot_lane_s32(a4, vld1_s8(wp + 16), x0, 0);
+    }
+    const int32_t *b = p->bias + o0;
+    const int32x4_t v03 = vaddq_s32(vaddq_s32(a0, vld1q_s32(b)), vcombine_s32(vget_high_s32(a2), vget_low_s32(a3)));
+    const int32x2_t v45 = vadd_s32(vadd_s32(vget_low_s32(a1), vget_high_s32(a3)), vadd_s32(a4, vld1_s32(b + 4)));
+    /* lanes 6 and 7 (the next block's channels, requantized from 0) are not stored */
+    const int32x4_t r03 = ddq_rq4_lanes__neondot(&p->rq, o0, v03);
+    const int32x4_t r47 = ddq_rq4_lanes__neondot(&p->rq, o0 + 4, vcombine_s32(v45, vdup_n_s32(0)));
+    const uint8x8_t u = vmin_u8(vmax_u8(vqmovun_s16(vqaddq_s16(vqmovn_high_s32(vqmovn_s32(r03), r47), t->zp)),
+                                        vget_low_u8(t->lo)),
+                                vget_low_u8(t->hi));
+#define STORE1(c)                                          \
+    do {                                                   \
+        if (mask & (1u << (c))) vst1_lane_u8(y + (c) * P, u, c); \
+    } while (0)
+    STORE1(0);
+    STORE1(1);
+    STORE1(2);
+    STORE1(3);
+    STORE1(4);
+    STORE1(5);
+#undef STORE1
+}
+
 void ddq_conv_gemm__neondot(const ddq_op_args *a, int64_t begin, int64_t end) {
     const ddq_gemm_plan *p = ((const ddq_sdot_gemm *)a->prepared)->plan;
     const ddq_tensor *yt = a->out;
@@ -292,6 +335,7 @@ void ddq_conv_gemm__neondot(const ddq_op_args *a, int64_t begin, int64_t end) {
                 const int64_t count = rest < W ? rest : W;
                 const int8_t *xp = panel + j / 16 * tstride + j % 16 * DDQ_SDOT_GROUP;
                 if (W == 8) any_8_6(p, xp, tstride, wb, o0, yb + j, P, 1, count, mask, mode, t);
+                else if (count == 1) tail_1(p, xp, wb, o0, yb + j, P, mask, &t);
                 else any_4_6(p, xp, tstride, wb, o0, yb + j, P, 1, count, mask, mode, t);
                 j += count;
             }

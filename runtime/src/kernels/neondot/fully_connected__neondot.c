@@ -21,14 +21,6 @@ size_t ddq_fc_scratch_bytes__neondot(const ddq_model *model, const ddq_op *op) {
     return (size_t)round_up(round_up(K, 16), 64);
 }
 
-/* MBQM of four channels, one per lane (fast form, or the int64 one with −t per lane). */
-static inline int32x4_t rq4_lanes(const ddq_requant_plan *rq, int64_t o, int32x4_t v) {
-    const int32x4_t m0 = vld1q_s32(rq->m0 + o);
-    if (!rq->fast) return ddq_mbqm_neon(v, m0, vld1q_s64(rq->neg_t + o), vld1q_s64(rq->neg_t + o + 2));
-    if (rq->lshift_any) v = vshlq_s32(v, vld1q_s32(rq->lshift + o));
-    return vrshlq_s32(vqdmulhq_s32(v, m0), vld1q_s32(rq->neg_rshift + o));
-}
-
 void ddq_fully_connected__neondot(const ddq_op_args *a, int64_t begin, int64_t end) {
     const ddq_gemm_plan *p = ((const ddq_sdot_gemm *)a->prepared)->plan;
     const ddq_op *op = a->op;
@@ -76,8 +68,10 @@ void ddq_fully_connected__neondot(const ddq_op_args *a, int64_t begin, int64_t e
         }
 #undef GROUP
         const ddq_requant_plan *rq = &p->rq;
-        const int32x4_t v0 = rq4_lanes(rq, o0, vaddq_s32(e0, d0)), v1 = rq4_lanes(rq, o0 + 4, vaddq_s32(e1, d1));
-        const int32x4_t v2 = rq4_lanes(rq, o0 + 8, vaddq_s32(e2, d2)), v3 = rq4_lanes(rq, o0 + 12, vaddq_s32(e3, d3));
+        const int32x4_t v0 = ddq_rq4_lanes__neondot(rq, o0, vaddq_s32(e0, d0));
+        const int32x4_t v1 = ddq_rq4_lanes__neondot(rq, o0 + 4, vaddq_s32(e1, d1));
+        const int32x4_t v2 = ddq_rq4_lanes__neondot(rq, o0 + 8, vaddq_s32(e2, d2));
+        const int32x4_t v3 = ddq_rq4_lanes__neondot(rq, o0 + 12, vaddq_s32(e3, d3));
         const int16x8_t h0 = vqaddq_s16(vqmovn_high_s32(vqmovn_s32(v0), v1), zp);
         const int16x8_t h1 = vqaddq_s16(vqmovn_high_s32(vqmovn_s32(v2), v3), zp);
         const uint8x16_t u = vminq_u8(vmaxq_u8(vqmovun_high_s16(vqmovun_s16(h0), h1), lo), hi);

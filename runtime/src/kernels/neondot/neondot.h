@@ -25,6 +25,15 @@ typedef struct ddq_sdot_gemm {
     ddq_gemm_plan *plan;
 } ddq_sdot_gemm;
 
+/* MBQM of four channels o … o + 3, one per lane, with their constants as vectors: the plan's
+ * fast form where it proved it exact, else the int64 form (../neon/mbqm__neon.h). */
+static inline int32x4_t ddq_rq4_lanes__neondot(const ddq_requant_plan *rq, int64_t o, int32x4_t v) {
+    const int32x4_t m0 = vld1q_s32(rq->m0 + o);
+    if (!rq->fast) return ddq_mbqm_neon(v, m0, vld1q_s64(rq->neg_t + o), vld1q_s64(rq->neg_t + o + 2));
+    if (rq->lshift_any) v = vshlq_s32(v, vld1q_s32(rq->lshift + o));
+    return vrshlq_s32(vqdmulhq_s32(v, m0), vld1q_s32(rq->neg_rshift + o));
+}
+
 void ddq_conv_gemm__neondot(const ddq_op_args *a, int64_t begin, int64_t end);
 void ddq_fully_connected__neondot(const ddq_op_args *a, int64_t begin, int64_t end);
 /* fully_connected's per-thread scratch: the input, offset and zero-padded to 16 taps. */
