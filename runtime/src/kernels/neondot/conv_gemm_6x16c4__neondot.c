@@ -1,31 +1,32 @@
 /* conv2d with groups = 1 as an int8 GEMM with SDOT (ARMv8.2 dot product): tiles of 6 output
- * channels × 16 pixels (× 8 and × 4 for a panel's last pixels), four taps per SDOT lane.
+ * channels × 16 pixels (× 8, × 4 and a one-pixel GEMV for a panel's last pixels), four taps per
+ * SDOT lane.
  *
  * Layout (../gemm_plan.h, group 4, blocks of 6 channels). The panel holds x − c as int8, four
  * consecutive taps of a pixel in one 32-bit lane, in tiles of 16 pixels whose groups of taps
- * follow one another ([tile][KG][16][4], plan->tiled): one LD1 of four vectors with a post-
- * increment gives a tile's 16 pixels × 4 taps of the next group. ddq_build_panel writes it for
- * a range of pixels (im2col, or an interleaving copy for a plain 1×1). The weights of a block
- * are [KG][6][4], 24 bytes per group of taps, so one LD1 of three vectors holds two groups. Per
- * two groups the tile does that load, two of 16 pixels and 48 SDOT by element (a channel's four
- * weights, one 32-bit lane, against four vectors of four pixels): 768 multiply-adds in 53
- * instructions with the loop's, 24 accumulators. The register file bounds the
- * tile: 6 × 16 uses 24 accumulators, 4 pixel and 3 weight vectors. An accumulator holds four
- * consecutive pixels of one channel, so the epilogue writes each NCHW channel row with one
- * 16-byte store, without a transpose; six channels of 16 pixels spend fewer instructions per
- * output on the requantization than eight of 12 (one store, no 4-byte remainder).
+ * follow one another ([tile][KG][16][4], plan->tiled), so one post-incremented LD1 of four
+ * vectors gives a tile's 16 pixels × 4 taps of the next group. ddq_build_panel writes it for a
+ * range of pixels (im2col, or an interleaving copy straight from the rows of a plain 1×1). The
+ * weights of a block are [KG][6][4], 24 bytes per group, so one LD1 of three vectors holds two
+ * groups. Per two groups a tile does that load, two of pixels and 48 SDOT by element (a
+ * channel's four weights, one 32-bit lane, against four vectors of four pixels): 768
+ * multiply-adds in 53 instructions with the loop's. The register file bounds the tile: 24
+ * accumulators, 4 pixel and 3 weight vectors of 32. An accumulator holds four consecutive
+ * pixels of one channel, so the epilogue writes each NCHW channel row with one 16-byte store and
+ * no transpose; six channels of 16 pixels spend fewer instructions per output than eight of 12
+ * (one store per row, no 4-byte remainder). A last block of 2 or 4 channels computes only those.
  *
  * Exactness. c makes x − c fit int8 (c = zp where x − zp fits), padded taps read zp − c and
  * taps past K are 0 against zero weights, so every lane sums w · (x − c); the plan folds
  * (c − zp) · Σw into the bias, and Σ w·(x − c) + bias' ≡ Σ w·(x − zp) + bias (mod 2^32). The
  * accumulators start at bias' and wrap mod 2^32; the exact result lies in int32 (the loader's
  * accumulator bound), so the final lanes equal it. The requantization is the plan's fast form
- * where it proved it exact for every channel (SQDMULH, then SRSHL as a SQRDMULH by element:
- * RQ4), else the int64 form of
- * ../neon/mbqm__neon.h; the saturating narrows and the clamp are theirs: saturation only moves
- * values that lie beyond the clamp anyway, so an output zero point of 0 needs no add, act_min 0
- * no lower clamp (SQXTUN stops at 0) and act_max 255 no upper one. Pixels a tile computes past
- * the panel's n read pad bytes (or, for a plain 1×1, the next pixels) and are never stored. */
+ * where it proved it exact for every channel (SQDMULH, then the rounding shift as a SQRDMULH:
+ * RQ4), else the int64 form of ../neon/mbqm__neon.h; the saturating narrows and the clamp are
+ * theirs: saturation only moves values that lie beyond the clamp anyway, so an output zero
+ * point of 0 needs no add, act_min 0 no lower clamp (SQXTUN stops at 0) and act_max 255 no upper
+ * one. Pixels a tile computes past the panel's n read pad bytes (or, for a plain 1×1, the next
+ * pixels) and are never stored. */
 #include "neondot.h"
 
 #define NEONDOT_INLINE static inline __attribute__((always_inline))
@@ -34,7 +35,8 @@
 
 enum { RQ_INT64, RQ_FAST, RQ_FAST_LSHIFT };
 
-/* What every tile's epilogue takes from the op (by value: the byte stores may alias memory). */
+/* What every tile's epilogue takes from the op (by value: the byte stores may alias memory, so
+ * values read through a pointer would be read again after each store). */
 typedef struct tile_out {
     int16x8_t zp;
     uint8x16_t lo, hi;
@@ -116,14 +118,20 @@ NEONDOT_INLINE void tiles(const ddq_gemm_plan *p, const int8_t *xs, int64_t tstr
 #undef INIT
 #undef BIAS
         int8x16_t x0, x1, x2, x3;
-    /* the next group's pixels; for 16 pixels an LD1 with a post-increment (written out: GCC
-     * keeps a second pointer for the loop's second load), volatile so that it stays after the
-     * SDOTs before it (hoisted, its four vectors would make 35 live ones and spill) */
+        /* the next group's pixels; for 16 pixels under GCC an LD1 with a post-increment written
+         * out (GCC keeps a second pointer for the loop's second load), volatile so that it stays
+         * after the SDOTs before it (hoisted, its four vectors would make 35 live ones and
+         * spill); clang has no operand modifiers for register lists and increments by itself */
+#if defined(__GNUC__) && !defined(__clang__)
+#define LOAD_X16(v) __asm__ volatile("ld1 {%S0.16b - %V0.16b}, [%1], #64" : "=w"(v), "+r"(xp))
+#else
+#define LOAD_X16(v) (v = vld1q_s8_x4(xp), xp += TILE_GROUP)
+#endif
 #define LOAD_X()                                                                             \
         do {                                                                                 \
             if (W == 16) {                                                                   \
                 int8x16x4_t v;                                                               \
-                __asm__ volatile("ld1 {%S0.16b - %V0.16b}, [%1], #64" : "=w"(v), "+r"(xp)); \
+                LOAD_X16(v);                                                                 \
                 x0 = v.val[0], x1 = v.val[1], x2 = v.val[2], x3 = v.val[3];                  \
             } else {                                                                         \
                 if (W == 8) {                                                                \
@@ -175,6 +183,7 @@ NEONDOT_INLINE void tiles(const ddq_gemm_plan *p, const int8_t *xs, int64_t tstr
 #undef GROUP
 #undef DOT
 #undef LOAD_X
+#undef LOAD_X16
         /* the channels' constants, loaded after the loop: registers are full inside it */
         const int32x4_t m0a = vld1q_s32(m0p), m0b = vld1q_s32(m0p + 4);
         const int32x4_t ka = vld1q_s32(kp), kb = vld1q_s32(kp + 4);
