@@ -382,6 +382,42 @@ static void test_neon_fast_requantization(void) {
     CHECK(bad == 0, "%ld of %ld fast NEON requantizations differ", bad, checked);
 }
 
+/* neondot's rounding shift in int16 lanes (conv_gemm_6x16c4__neondot.c, RQ_FAST16): for r ≤ 7,
+ * H = SQDMULH(acc, m0) narrowed with saturation to int16, SQRDMULH by 2^(15 − r), + zp, SQXTUN
+ * and the clamp give the same code as SRSHL(H, −r) in int32 with the usual narrows, whatever H:
+ * every H in [−2^17, 2^17] (saturating from ±2^15 on), the int32 extremes and random ones. */
+static void test_neondot_round16(void) {
+    static const struct { int16_t zp; uint8_t lo, hi; } grids[] = {{0, 0, 255}, {255, 0, 255}, {128, 3, 200},
+                                                                   {0, 0, 15}, {3, 0, 7}};
+    long checked = 0, bad = 0;
+    for (int r = 1; r <= 7; r++)
+        for (size_t gi = 0; gi < sizeof grids / sizeof grids[0]; gi++) {
+            const int16x8_t zp = vdupq_n_s16(grids[gi].zp);
+            const uint8x8_t lo = vdup_n_u8(grids[gi].lo), hi = vdup_n_u8(grids[gi].hi);
+            for (int64_t h0 = -(1 << 17) - 8; h0 <= (1 << 17) + 8 + 64; h0 += 8) {
+                int32_t H[8];
+                for (int k = 0; k < 8; k++) {
+                    const int64_t v = h0 > (1 << 17) + 8 ? (int64_t)(next_random() & 0xFFFFFFFFu) - 2147483648LL
+                                                          : h0 + k;
+                    H[k] = (int32_t)(h0 == -(1 << 17) - 8 ? (k % 2 ? INT32_MAX : INT32_MIN) : v);
+                }
+                const int32x4_t a = vld1q_s32(H), b = vld1q_s32(H + 4), nr = vdupq_n_s32(-r);
+                const int16x8_t wide = vqmovn_high_s32(vqmovn_s32(vrshlq_s32(a, nr)), vrshlq_s32(b, nr));
+                const int16x8_t narrow = vqrdmulhq_s16(vqmovn_high_s32(vqmovn_s32(a), b), vdupq_n_s16(1 << (15 - r)));
+                uint8_t want[8], got[8];
+                vst1_u8(want, vmin_u8(vmax_u8(vqmovun_s16(vqaddq_s16(wide, zp)), lo), hi));
+                vst1_u8(got, vmin_u8(vmax_u8(vqmovun_s16(vqaddq_s16(narrow, zp)), lo), hi));
+                for (int k = 0; k < 8; k++) {
+                    checked++;
+                    if (got[k] != want[k] && bad++ < 5)
+                        CHECK(0, "int16 rounding of H %d by %d, zp %d: %d, int32 %d", H[k], r, grids[gi].zp, got[k],
+                              want[k]);
+                }
+            }
+        }
+    CHECK(bad == 0, "%ld of %ld int16 roundings differ", bad, checked);
+}
+
 /* The NEON add and requantize (add__neon.c, which folds add's 2^20 pre-scale into the rounding
  * shift) against the reference kernels: every pair of codes (every code for requantize), zero
  * points at both ends of the grid and inside, clamped and full activation ranges, multipliers
@@ -739,6 +775,7 @@ int main(int argc, char **argv) {
 #if defined(__aarch64__)
     test_neon_requantization();
     test_neon_fast_requantization();
+    test_neondot_round16();
     test_neon_elementwise();
 #endif
     test_run_and_threads();

@@ -25,15 +25,20 @@
  * RQ4), else the int64 form of ../neon/mbqm__neon.h; the saturating narrows and the clamp are
  * theirs: saturation only moves values that lie beyond the clamp anyway, so an output zero
  * point of 0 needs no add, act_min 0 no lower clamp (SQXTUN stops at 0) and act_max 255 no upper
- * one. Pixels a tile computes past the panel's n read pad bytes (or, for a plain 1×1, the next
- * pixels) and are never stored. */
+ * one. Where every channel's shift is r ≤ 7 (RQ_FAST16) the rounding shift runs after the
+ * narrow to int16, as SQRDMULH by 2^(15 − r) on eight lanes: exact for |H| < 2^15, and an H that
+ * the narrow saturates rounds to at least 32767 / 2^7 > 255 in magnitude, beyond the clamp like
+ * the exact value (test_runtime checks every H near the limits). Pixels a tile computes past the
+ * panel's n read pad bytes (or, for a plain 1×1, the next pixels) and are never stored. */
 #include "neondot.h"
 
 #define NEONDOT_INLINE static inline __attribute__((always_inline))
 #define R DDQ_SDOT_CONV_R
 #define TILE_GROUP (16 * DDQ_SDOT_GROUP) /* bytes of a group of taps of a 16-pixel tile (plan->tiled) */
 
-enum { RQ_INT64, RQ_FAST, RQ_FAST_LSHIFT };
+/* The requantization forms: int64, fast, fast with a left shift, fast with the rounding shift
+ * in int16 lanes (RQ4, ROW). */
+enum { RQ_INT64, RQ_FAST, RQ_FAST_LSHIFT, RQ_FAST16 };
 
 /* What every tile's epilogue takes from the op (by value: the byte stores may alias memory, so
  * values read through a pointer would be read again after each store). */
@@ -46,18 +51,18 @@ typedef struct tile_out {
  * (lanes `lane` of m0v and kv) and l, or the int64 form with its m0 and −t. The fast form's
  * rounding shift SRSHL(H, −r) is SQRDMULH(H, 2^(31 − r)) = ⌊(2·H·2^(31 − r) + 2^31) / 2^32⌋ =
  * ⌊(H + 2^(r − 1)) / 2^r⌋, exactly (r ≥ 1, so k ≤ 2^30 and nothing saturates), and takes its
- * constant by element: no DUP per channel. */
+ * constant by element: no DUP per channel. RQ_FAST16 stops at H (ROW rounds in int16 lanes). */
 #define RQ4(v, m0v, kv, lane, l, nt)                                                                 \
-    (mode == RQ_INT64  ? ddq_mbqm_neon((v), vdupq_laneq_s32(m0v, lane), (nt), (nt))                  \
-     : mode == RQ_FAST ? vqrdmulhq_laneq_s32(vqdmulhq_laneq_s32((v), m0v, lane), kv, lane)           \
-                       : vqrdmulhq_laneq_s32(vqdmulhq_laneq_s32(vshlq_s32((v), (l)), m0v, lane), kv, lane))
+    (mode == RQ_INT64    ? ddq_mbqm_neon((v), vdupq_laneq_s32(m0v, lane), (nt), (nt))                \
+     : mode == RQ_FAST16 ? vqdmulhq_laneq_s32((v), m0v, lane)                                        \
+     : mode == RQ_FAST   ? vqrdmulhq_laneq_s32(vqdmulhq_laneq_s32((v), m0v, lane), kv, lane)         \
+                         : vqrdmulhq_laneq_s32(vqdmulhq_laneq_s32(vshlq_s32((v), (l)), m0v, lane), kv, lane))
 
-/* One channel's W pixels, requantized (int32 r0 … r3), as codes: narrowed with saturation, + zp,
- * clamped, and `count` of them stored (all W when W = 16: only a panel's last 1–15 pixels take
- * the narrower tiles). */
-NEONDOT_INLINE void store_row(uint8_t *y, int32x4_t r0, int32x4_t r1, int32x4_t r2, int32x4_t r3, const int W,
-                              int64_t count, tile_out t, const int addzp, const int clamplo, const int clamphi) {
-    int16x8_t h0 = W > 4 ? vqmovn_high_s32(vqmovn_s32(r0), r1) : vcombine_s16(vqmovn_s32(r0), vqmovn_s32(r0));
+/* One channel's W pixels as int16 (h0: pixels 0–7, h1: 8–15), requantized: + zp, narrowed with
+ * saturation, clamped, and `count` of them stored (all W when W = 16: only a panel's last 1–15
+ * pixels take the narrower tiles). */
+NEONDOT_INLINE void store_codes(uint8_t *y, int16x8_t h0, int16x8_t h1, const int W, int64_t count, tile_out t,
+                                const int addzp, const int clamplo, const int clamphi) {
     if (addzp) h0 = vqaddq_s16(h0, t.zp);
     if (W <= 8) {
         uint8x8_t u = vqmovun_s16(h0);
@@ -67,13 +72,15 @@ NEONDOT_INLINE void store_row(uint8_t *y, int32x4_t r0, int32x4_t r1, int32x4_t 
         else ddq_store_u8x8_partial(y, u, count);
         return;
     }
-    int16x8_t h1 = vqmovn_high_s32(vqmovn_s32(r2), r3);
     if (addzp) h1 = vqaddq_s16(h1, t.zp);
     uint8x16_t u = vqmovun_high_s16(vqmovun_s16(h0), h1);
     if (clamplo) u = vmaxq_u8(u, t.lo);
     if (clamphi) u = vminq_u8(u, t.hi);
     vst1q_u8(y, u);
 }
+
+/* The int32 pixels r0 … r3 (each W > 4k of them) narrowed with saturation to int16. */
+#define NARROW(r0, r1) (W > 4 ? vqmovn_high_s32(vqmovn_s32(r0), r1) : vcombine_s16(vqmovn_s32(r0), vqmovn_s32(r0)))
 
 /* `tiles` tiles side by side: channels o0 … o0 + NC − 1 (NC ≤ 6: a last block's channels
  * below O; those with their bit set in `mask` are stored) × W = 16, 8 or 4 columns of the panel
@@ -88,6 +95,7 @@ NEONDOT_INLINE void tiles(const ddq_gemm_plan *p, const int8_t *xs, int64_t tstr
     const int64_t pairs = p->KG / 2, odd = p->KG & 1;
     const int32_t *b = p->bias + o0, *m0p = p->rq.m0 + o0, *kp = (const int32_t *)p->extra + o0;
     const int32_t *lp = p->rq.lshift + o0;
+    const int16_t *k16p = ddq_sdot_k16(p) + o0;
     const int64_t *ntp = p->rq.neg_t + o0;
     for (; ntiles > 0; ntiles--, xs += tstride, y += W) {
         const int8_t *xp = xs, *wp = wb;
@@ -189,6 +197,7 @@ NEONDOT_INLINE void tiles(const ddq_gemm_plan *p, const int8_t *xs, int64_t tstr
         const int32x4_t ka = vld1q_s32(kp), kb = vld1q_s32(kp + 4);
         const int32x4_t la = mode == RQ_FAST_LSHIFT ? vld1q_s32(lp) : ka;
         const int32x4_t lb = mode == RQ_FAST_LSHIFT ? vld1q_s32(lp + 4) : kb;
+        const int16x8_t k16 = mode == RQ_FAST16 ? vld1q_s16(k16p) : vdupq_n_s16(0);
         int64x2_t nt[R];
         for (int c = 0; c < R; c++) nt[c] = mode == RQ_INT64 ? vld1q_dup_s64(ntp + c) : vdupq_n_s64(0);
         /* a lane index must be a constant expression, hence the macro */
@@ -200,7 +209,12 @@ NEONDOT_INLINE void tiles(const ddq_gemm_plan *p, const int8_t *xs, int64_t tstr
                 const int32x4_t r1 = W > 4 ? RQ4(a##c##1, m0v, kv, lane, l, nt[c]) : r0;        \
                 const int32x4_t r2 = W > 8 ? RQ4(a##c##2, m0v, kv, lane, l, nt[c]) : r0;        \
                 const int32x4_t r3 = W > 8 ? RQ4(a##c##3, m0v, kv, lane, l, nt[c]) : r0;        \
-                store_row(y + (c) * P, r0, r1, r2, r3, W, count, t, addzp, clamplo, clamphi);   \
+                int16x8_t h0 = NARROW(r0, r1), h1 = NARROW(r2, r3);                             \
+                if (mode == RQ_FAST16) { /* the rounding shift: SQRDMULH by 2^(15 − r) */         \
+                    h0 = vqrdmulhq_laneq_s16(h0, k16, c);                                       \
+                    h1 = vqrdmulhq_laneq_s16(h1, k16, c);                                       \
+                }                                                                               \
+                store_codes(y + (c) * P, h0, h1, W, count, t, addzp, clamplo, clamphi);         \
             }                                                                                   \
         } while (0)
         ROW(0, m0a, ka, la, 0);
@@ -210,31 +224,33 @@ NEONDOT_INLINE void tiles(const ddq_gemm_plan *p, const int8_t *xs, int64_t tstr
         ROW(4, m0b, kb, lb, 0);
         ROW(5, m0b, kb, lb, 1);
 #undef ROW
+#undef NARROW
     }
 }
 
-/* The common tiles, straight-line: all 6 channels and 16 pixels stored, the fast
- * requantization; one function per combination of the epilogue's optional steps. */
+/* The common tiles, straight-line: all 6 channels and 16 pixels stored, a fast
+ * requantization (m: RQ_FAST, RQ_FAST_LSHIFT or RQ_FAST16); one function per combination of the
+ * form and the epilogue's optional steps. */
 typedef void (*full_fn)(const ddq_gemm_plan *, const int8_t *, int64_t, const int8_t *, int64_t, uint8_t *, int64_t,
                         int64_t, tile_out);
-#define FULL(lsh, addzp, clamplo, clamphi)                                                                   \
-    static void full_##lsh##addzp##clamplo##clamphi(const ddq_gemm_plan *p, const int8_t *xp, int64_t tstride, \
-                                                    const int8_t *wp, int64_t o0, uint8_t *y, int64_t P,     \
-                                                    int64_t ntiles, tile_out t) {                            \
-        tiles(p, xp, tstride, wp, o0, y, P, ntiles, R, 16, 16, 0x3fu, (lsh) ? RQ_FAST_LSHIFT : RQ_FAST, t,     \
-              addzp, clamplo, clamphi);                                                                         \
+#define FULL(m, addzp, clamplo, clamphi)                                                                     \
+    static void full_##m##addzp##clamplo##clamphi(const ddq_gemm_plan *p, const int8_t *xp, int64_t tstride,   \
+                                                  const int8_t *wp, int64_t o0, uint8_t *y, int64_t P,       \
+                                                  int64_t ntiles, tile_out t) {                              \
+        tiles(p, xp, tstride, wp, o0, y, P, ntiles, R, 16, 16, 0x3fu, m, t, addzp, clamplo, clamphi);        \
     }
-#define FULL2(lsh, addzp) FULL(lsh, addzp, 0, 0) FULL(lsh, addzp, 0, 1) FULL(lsh, addzp, 1, 0) FULL(lsh, addzp, 1, 1)
-FULL2(0, 0)
-FULL2(0, 1)
-FULL2(1, 0)
-FULL2(1, 1)
+#define FULL2(m, addzp) FULL(m, addzp, 0, 0) FULL(m, addzp, 0, 1) FULL(m, addzp, 1, 0) FULL(m, addzp, 1, 1)
+#define FULL4(m) FULL2(m, 0) FULL2(m, 1)
+FULL4(1) /* RQ_FAST */
+FULL4(2) /* RQ_FAST_LSHIFT */
+FULL4(3) /* RQ_FAST16 */
+#undef FULL4
 #undef FULL2
 #undef FULL
-static const full_fn FULL_TILES[16] = {
-    full_0000, full_0001, full_0010, full_0011, full_0100, full_0101, full_0110, full_0111,
-    full_1000, full_1001, full_1010, full_1011, full_1100, full_1101, full_1110, full_1111,
-};
+#define FULL8(m) full_##m##000, full_##m##001, full_##m##010, full_##m##011, full_##m##100, full_##m##101, \
+                 full_##m##110, full_##m##111
+static const full_fn FULL_TILES[3][8] = {{FULL8(1)}, {FULL8(2)}, {FULL8(3)}};
+#undef FULL8
 
 /* Any tiles: W pixels, some of them or some channels not stored, or the int64 requantization;
  * every optional epilogue step taken. NC < 6 for a last block of 2 or 4 channels (the even
@@ -307,7 +323,8 @@ static void tail_1(const ddq_gemm_plan *p, const int8_t *xp, const int8_t *wp, i
 }
 
 void ddq_conv_gemm__neondot(const ddq_op_args *a, int64_t begin, int64_t end) {
-    const ddq_gemm_plan *p = ((const ddq_sdot_gemm *)a->prepared)->plan;
+    const ddq_sdot_gemm *g = a->prepared;
+    const ddq_gemm_plan *p = g->plan;
     const ddq_tensor *yt = a->out;
     const ddq_op *op = a->op;
     uint8_t *y = a->y;
@@ -316,9 +333,11 @@ void ddq_conv_gemm__neondot(const ddq_op_args *a, int64_t begin, int64_t end) {
     int8_t *rows = panel + (p->KG * PP * DDQ_SDOT_GROUP + 63) / 64 * 64;
     const tile_out t = {vdupq_n_s16((int16_t)yt->zero_point), vdupq_n_u8((uint8_t)op->act_min),
                         vdupq_n_u8((uint8_t)op->act_max)};
+    /* the any tiles take RQ_FAST where the full ones take RQ_FAST16 */
     const int mode = !p->rq.fast ? RQ_INT64 : p->rq.lshift_any ? RQ_FAST_LSHIFT : RQ_FAST;
-    const full_fn full = FULL_TILES[(mode == RQ_FAST_LSHIFT) * 8 + (yt->zero_point != 0) * 4 + (op->act_min > 0) * 2 +
-                                    (op->act_max < 255)];
+    const int full_mode = mode == RQ_FAST && g->round16 ? RQ_FAST16 : mode;
+    const int steps = (yt->zero_point != 0) * 4 + (op->act_min > 0) * 2 + (op->act_max < 255);
+    const full_fn full = mode == RQ_INT64 ? NULL : FULL_TILES[full_mode - RQ_FAST][steps];
     const int64_t wblock = p->KG * R * DDQ_SDOT_GROUP; /* weight bytes per block */
     for (int64_t p0 = 0; p0 < P; p0 += PP) {
         const int64_t n = P - p0 < PP ? P - p0 : PP;

@@ -23,7 +23,17 @@
 typedef struct ddq_sdot_gemm {
     int path; /* DDQ_CONV_GEMM_SDOT */
     ddq_gemm_plan *plan;
+    /* conv: the fast form's rounding shift r ≤ 7 for every channel, so that it may run in int16
+     * lanes (conv_gemm_6x16c4__neondot.c) */
+    int round16;
 } ddq_sdot_gemm;
+
+/* A conv plan's extra data (neondot_set.c): per channel, blocks · 6 + DDQ_PLAN_CHANNEL_SLACK of
+ * them, k = 2^(31 − r) (int32), then k16 = 2^(15 − r) (int16; 0 where r > 7). */
+static inline int64_t ddq_sdot_channels(const ddq_gemm_plan *p) { return p->blocks * p->R + DDQ_PLAN_CHANNEL_SLACK; }
+static inline const int16_t *ddq_sdot_k16(const ddq_gemm_plan *p) {
+    return (const int16_t *)((const int32_t *)p->extra + ddq_sdot_channels(p));
+}
 
 /* MBQM of four channels o … o + 3, one per lane, with their constants as vectors: the plan's
  * fast form where it proved it exact, else the int64 form (../neon/mbqm__neon.h). */

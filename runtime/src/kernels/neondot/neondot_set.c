@@ -59,16 +59,23 @@ static void *neondot_prepare(const ddq_model *model, const ddq_op *op) {
         ddq_gemm_plan *p = g->plan;
         p->panel_pixels = conv_panel_pixels(model, op);
         p->tiled = 1;
-        /* the fast requantization's rounding shifts as SQRDMULH multipliers k = 2^(31 − r)
-         * (conv_gemm_6x16c4__neondot.c); r = 0 only past O, where m0 = 0 */
-        const int64_t channels = p->blocks * DDQ_SDOT_CONV_R + DDQ_PLAN_CHANNEL_SLACK;
-        int32_t *k = calloc((size_t)channels, sizeof *k);
+        /* the fast requantization's rounding shifts as SQRDMULH multipliers k = 2^(31 − r) and,
+         * where r ≤ 7, k16 = 2^(15 − r) (conv_gemm_6x16c4__neondot.c); r = 0 only past O, where
+         * m0 = 0 */
+        const int64_t channels = ddq_sdot_channels(p);
+        int32_t *k = calloc((size_t)channels, sizeof(int32_t) + sizeof(int16_t));
         if (!k) {
             neondot_release(g);
             return NULL;
         }
-        for (int64_t o = 0; o < channels && o < p->O + DDQ_PLAN_CHANNEL_SLACK; o++)
-            if (p->rq.neg_rshift[o] < 0) k[o] = (int32_t)(1u << (31 + p->rq.neg_rshift[o]));
+        int16_t *k16 = (int16_t *)(k + channels);
+        g->round16 = 1;
+        for (int64_t o = 0; o < channels && o < p->O + DDQ_PLAN_CHANNEL_SLACK; o++) {
+            const int r = -p->rq.neg_rshift[o];
+            if (r >= 1) k[o] = (int32_t)(1u << (31 - r));
+            if (r >= 1 && r <= 7) k16[o] = (int16_t)(1 << (15 - r));
+            else if (o < p->O) g->round16 = 0;
+        }
         p->extra = k;
     }
     return g;
