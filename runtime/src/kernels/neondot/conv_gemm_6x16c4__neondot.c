@@ -52,10 +52,10 @@ typedef struct tile_out {
  * rounding shift SRSHL(H, −r) is SQRDMULH(H, 2^(31 − r)) = ⌊(2·H·2^(31 − r) + 2^31) / 2^32⌋ =
  * ⌊(H + 2^(r − 1)) / 2^r⌋, exactly (r ≥ 1, so k ≤ 2^30 and nothing saturates), and takes its
  * constant by element: no DUP per channel. RQ_FAST16 stops at H (ROW rounds in int16 lanes). */
-#define RQ4(v, m0v, kv, lane, l, nt)                                                                 \
-    (mode == RQ_INT64    ? ddq_mbqm_neon((v), vdupq_laneq_s32(m0v, lane), (nt), (nt))                \
-     : mode == RQ_FAST16 ? vqdmulhq_laneq_s32((v), m0v, lane)                                        \
-     : mode == RQ_FAST   ? vqrdmulhq_laneq_s32(vqdmulhq_laneq_s32((v), m0v, lane), kv, lane)         \
+#define RQ4(v, m0v, kv, lane, l, nt)                                                         \
+    (mode == RQ_INT64    ? ddq_mbqm_neon((v), vdupq_laneq_s32(m0v, lane), (nt), (nt))        \
+     : mode == RQ_FAST16 ? vqdmulhq_laneq_s32((v), m0v, lane)                                \
+     : mode == RQ_FAST   ? vqrdmulhq_laneq_s32(vqdmulhq_laneq_s32((v), m0v, lane), kv, lane) \
                          : vqrdmulhq_laneq_s32(vqdmulhq_laneq_s32(vshlq_s32((v), (l)), m0v, lane), kv, lane))
 
 /* One channel's W pixels as int16 (h0: pixels 0–7, h1: 8–15), requantized: + zp, narrowed with
@@ -102,18 +102,18 @@ NEONDOT_INLINE void tiles(const ddq_gemm_plan *p, const int8_t *xs, int64_t tstr
         /* the accumulators start at the (folded) biases, each with its own LD1R (written out:
          * GCC loads each bias once and copies it into the other three accumulators) */
 #define BIAS(c, i) __asm__ volatile("ld1r {%0.4s}, [%1]" : "=w"(a##c##i) : "r"(b + (c)), "m"(b[c]))
-#define INIT(c)                                                                                        \
-        do {                                                                                           \
-            if ((c) >= NC) break;                                                                      \
-            BIAS(c, 0);                                                                                \
-            if (W > 4) BIAS(c, 1);                                                                     \
-            else a##c##1 = a##c##0;                                                                    \
-            if (W > 8) {                                                                               \
-                BIAS(c, 2);                                                                            \
-                BIAS(c, 3);                                                                            \
-            } else {                                                                                   \
-                a##c##2 = a##c##3 = a##c##0;                                                           \
-            }                                                                                          \
+#define INIT(c)                              \
+        do {                                 \
+            if ((c) >= NC) break;            \
+            BIAS(c, 0);                      \
+            if (W > 4) BIAS(c, 1);           \
+            else a##c##1 = a##c##0;          \
+            if (W > 8) {                     \
+                BIAS(c, 2);                  \
+                BIAS(c, 3);                  \
+            } else {                         \
+                a##c##2 = a##c##3 = a##c##0; \
+            }                                \
         } while (0)
         int32x4_t a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23;
         int32x4_t a30, a31, a32, a33, a40, a41, a42, a43, a50, a51, a52, a53;
@@ -135,42 +135,42 @@ NEONDOT_INLINE void tiles(const ddq_gemm_plan *p, const int8_t *xs, int64_t tstr
 #else
 #define LOAD_X16(v) (v = vld1q_s8_x4(xp), xp += TILE_GROUP)
 #endif
-#define LOAD_X()                                                                             \
-        do {                                                                                 \
-            if (W == 16) {                                                                   \
-                int8x16x4_t v;                                                               \
-                LOAD_X16(v);                                                                 \
-                x0 = v.val[0], x1 = v.val[1], x2 = v.val[2], x3 = v.val[3];                  \
-            } else {                                                                         \
-                if (W == 8) {                                                                \
-                    const int8x16x2_t v = vld1q_s8_x2(xp);                                   \
-                    x0 = v.val[0], x1 = v.val[1], x2 = x0, x3 = x1;                          \
-                } else {                                                                     \
-                    x0 = x1 = x2 = x3 = vld1q_s8(xp);                                        \
-                }                                                                            \
-                xp += TILE_GROUP;                                                            \
-            }                                                                                \
+#define LOAD_X()                                                            \
+        do {                                                                \
+            if (W == 16) {                                                  \
+                int8x16x4_t v;                                              \
+                LOAD_X16(v);                                                \
+                x0 = v.val[0], x1 = v.val[1], x2 = v.val[2], x3 = v.val[3]; \
+            } else {                                                        \
+                if (W == 8) {                                               \
+                    const int8x16x2_t v = vld1q_s8_x2(xp);                  \
+                    x0 = v.val[0], x1 = v.val[1], x2 = x0, x3 = x1;         \
+                } else {                                                    \
+                    x0 = x1 = x2 = x3 = vld1q_s8(xp);                       \
+                }                                                           \
+                xp += TILE_GROUP;                                           \
+            }                                                               \
         } while (0)
         /* channel c's four taps, lane `lane` of wv, against the pixels (dot: the SDOT by element
          * of a 16- or an 8-byte weight vector) */
-#define DOT(c, dot, wv, lane)                                       \
-        do {                                                        \
-            if ((c) >= NC) break;                                   \
-            a##c##0 = dot(a##c##0, x0, wv, lane);                   \
-            if (W > 4) a##c##1 = dot(a##c##1, x1, wv, lane);        \
-            if (W > 8) a##c##2 = dot(a##c##2, x2, wv, lane);        \
-            if (W > 8) a##c##3 = dot(a##c##3, x3, wv, lane);        \
+#define DOT(c, dot, wv, lane)                                \
+        do {                                                 \
+            if ((c) >= NC) break;                            \
+            a##c##0 = dot(a##c##0, x0, wv, lane);            \
+            if (W > 4) a##c##1 = dot(a##c##1, x1, wv, lane); \
+            if (W > 8) a##c##2 = dot(a##c##2, x2, wv, lane); \
+            if (W > 8) a##c##3 = dot(a##c##3, x3, wv, lane); \
         } while (0)
         /* one group of taps: channel c's weights are lane lc of vector wc (dot45: the SDOT of
          * channels 4 and 5, whose vector may be an 8-byte one) */
 #define GROUP(w0, l0, w1, l1, w2, l2, w3, l3, dot45, w4, l4, w5, l5) \
-        do {                                                        \
-            DOT(0, vdotq_laneq_s32, w0, l0);                        \
-            DOT(1, vdotq_laneq_s32, w1, l1);                        \
-            DOT(2, vdotq_laneq_s32, w2, l2);                        \
-            DOT(3, vdotq_laneq_s32, w3, l3);                        \
-            DOT(4, dot45, w4, l4);                                  \
-            DOT(5, dot45, w5, l5);                                  \
+        do {                                                         \
+            DOT(0, vdotq_laneq_s32, w0, l0);                         \
+            DOT(1, vdotq_laneq_s32, w1, l1);                         \
+            DOT(2, vdotq_laneq_s32, w2, l2);                         \
+            DOT(3, vdotq_laneq_s32, w3, l3);                         \
+            DOT(4, dot45, w4, l4);                                   \
+            DOT(5, dot45, w5, l5);                                   \
         } while (0)
         /* two groups at a time: their 48 weight bytes are channels 0–5 of the first group in
          * bytes 0–23 and of the second in bytes 24–47 */
@@ -201,21 +201,21 @@ NEONDOT_INLINE void tiles(const ddq_gemm_plan *p, const int8_t *xs, int64_t tstr
         int64x2_t nt[R];
         for (int c = 0; c < R; c++) nt[c] = mode == RQ_INT64 ? vld1q_dup_s64(ntp + c) : vdupq_n_s64(0);
         /* a lane index must be a constant expression, hence the macro */
-#define ROW(c, m0v, kv, lv, lane)                                                               \
-        do {                                                                                    \
-            if ((c) < NC && (mask & (1u << (c)))) {                                             \
-                const int32x4_t l = vdupq_laneq_s32(lv, lane);                                  \
-                const int32x4_t r0 = RQ4(a##c##0, m0v, kv, lane, l, nt[c]);                     \
-                const int32x4_t r1 = W > 4 ? RQ4(a##c##1, m0v, kv, lane, l, nt[c]) : r0;        \
-                const int32x4_t r2 = W > 8 ? RQ4(a##c##2, m0v, kv, lane, l, nt[c]) : r0;        \
-                const int32x4_t r3 = W > 8 ? RQ4(a##c##3, m0v, kv, lane, l, nt[c]) : r0;        \
-                int16x8_t h0 = NARROW(r0, r1), h1 = NARROW(r2, r3);                             \
-                if (mode == RQ_FAST16) { /* the rounding shift: SQRDMULH by 2^(15 − r) */         \
-                    h0 = vqrdmulhq_laneq_s16(h0, k16, c);                                       \
-                    h1 = vqrdmulhq_laneq_s16(h1, k16, c);                                       \
-                }                                                                               \
-                store_codes(y + (c) * P, h0, h1, W, count, t, addzp, clamplo, clamphi);         \
-            }                                                                                   \
+#define ROW(c, m0v, kv, lv, lane)                                                         \
+        do {                                                                              \
+            if ((c) < NC && (mask & (1u << (c)))) {                                       \
+                const int32x4_t l = vdupq_laneq_s32(lv, lane);                            \
+                const int32x4_t r0 = RQ4(a##c##0, m0v, kv, lane, l, nt[c]);               \
+                const int32x4_t r1 = W > 4 ? RQ4(a##c##1, m0v, kv, lane, l, nt[c]) : r0;  \
+                const int32x4_t r2 = W > 8 ? RQ4(a##c##2, m0v, kv, lane, l, nt[c]) : r0;  \
+                const int32x4_t r3 = W > 8 ? RQ4(a##c##3, m0v, kv, lane, l, nt[c]) : r0;  \
+                int16x8_t h0 = NARROW(r0, r1), h1 = NARROW(r2, r3);                       \
+                if (mode == RQ_FAST16) { /* the rounding shift: SQRDMULH by 2^(15 − r) */ \
+                    h0 = vqrdmulhq_laneq_s16(h0, k16, c);                                 \
+                    h1 = vqrdmulhq_laneq_s16(h1, k16, c);                                 \
+                }                                                                         \
+                store_codes(y + (c) * P, h0, h1, W, count, t, addzp, clamplo, clamphi);   \
+            }                                                                             \
         } while (0)
         ROW(0, m0a, ka, la, 0);
         ROW(1, m0a, ka, la, 1);
@@ -234,7 +234,7 @@ NEONDOT_INLINE void tiles(const ddq_gemm_plan *p, const int8_t *xs, int64_t tstr
 typedef void (*full_fn)(const ddq_gemm_plan *, const int8_t *, int64_t, const int8_t *, int64_t, uint8_t *, int64_t,
                         int64_t, tile_out);
 #define FULL(m, addzp, clamplo, clamphi)                                                                     \
-    static void full_##m##addzp##clamplo##clamphi(const ddq_gemm_plan *p, const int8_t *xp, int64_t tstride,   \
+    static void full_##m##addzp##clamplo##clamphi(const ddq_gemm_plan *p, const int8_t *xp, int64_t tstride, \
                                                   const int8_t *wp, int64_t o0, uint8_t *y, int64_t P,       \
                                                   int64_t ntiles, tile_out t) {                              \
         tiles(p, xp, tstride, wp, o0, y, P, ntiles, R, 16, 16, 0x3fu, m, t, addzp, clamplo, clamphi);        \
@@ -255,16 +255,16 @@ static const full_fn FULL_TILES[3][8] = {{FULL8(1)}, {FULL8(2)}, {FULL8(3)}};
 /* Any tiles: W pixels, some of them or some channels not stored, or the int64 requantization;
  * every optional epilogue step taken. NC < 6 for a last block of 2 or 4 channels (the even
  * channel counts of the usual networks leave those), whose missing channels then cost nothing. */
-#define ANY(W, NC)                                                                                               \
-    static void any_##W##_##NC(const ddq_gemm_plan *p, const int8_t *xp, int64_t tstride, const int8_t *wp,      \
-                               int64_t o0, uint8_t *y, int64_t P, int64_t ntiles, int64_t count, unsigned mask,  \
-                               int mode, tile_out t) {                                                           \
-        if (mode == RQ_INT64)                                                                                    \
-            tiles(p, xp, tstride, wp, o0, y, P, ntiles, NC, W, count, mask, RQ_INT64, t, 1, 1, 1);               \
-        else if (mode == RQ_FAST)                                                                                \
-            tiles(p, xp, tstride, wp, o0, y, P, ntiles, NC, W, count, mask, RQ_FAST, t, 1, 1, 1);                \
-        else                                                                                                     \
-            tiles(p, xp, tstride, wp, o0, y, P, ntiles, NC, W, count, mask, RQ_FAST_LSHIFT, t, 1, 1, 1);         \
+#define ANY(W, NC)                                                                                              \
+    static void any_##W##_##NC(const ddq_gemm_plan *p, const int8_t *xp, int64_t tstride, const int8_t *wp,     \
+                               int64_t o0, uint8_t *y, int64_t P, int64_t ntiles, int64_t count, unsigned mask, \
+                               int mode, tile_out t) {                                                          \
+        if (mode == RQ_INT64)                                                                                   \
+            tiles(p, xp, tstride, wp, o0, y, P, ntiles, NC, W, count, mask, RQ_INT64, t, 1, 1, 1);              \
+        else if (mode == RQ_FAST)                                                                               \
+            tiles(p, xp, tstride, wp, o0, y, P, ntiles, NC, W, count, mask, RQ_FAST, t, 1, 1, 1);               \
+        else                                                                                                    \
+            tiles(p, xp, tstride, wp, o0, y, P, ntiles, NC, W, count, mask, RQ_FAST_LSHIFT, t, 1, 1, 1);        \
     }
 ANY(4, 6)
 ANY(8, 6)
@@ -309,8 +309,8 @@ static void tail_1(const ddq_gemm_plan *p, const int8_t *xp, const int8_t *wp, i
     const uint8x8_t u = vmin_u8(vmax_u8(vqmovun_s16(vqaddq_s16(vqmovn_high_s32(vqmovn_s32(r03), r47), t->zp)),
                                         vget_low_u8(t->lo)),
                                 vget_low_u8(t->hi));
-#define STORE1(c)                                          \
-    do {                                                   \
+#define STORE1(c)                                                \
+    do {                                                         \
         if (mask & (1u << (c))) vst1_lane_u8(y + (c) * P, u, c); \
     } while (0)
     STORE1(0);
