@@ -305,6 +305,13 @@ def _sdot_cases(rng: np.random.Generator) -> list[KernelCase]:
     for m, k, hw in ((300.0, 256, (1, 33)), (300.0, 256, (2, 14)), (7.0, 64, (3, 11)), (0.01, 64, (7, 7))):
         cases.append(_conv_case(rng, f"sdot 1x1 m{m:g} {hw}", c=k, h=hw[0], w=hw[1], o=10, multiplier=m,
                                 bias="zero", out_zp=int(rng.integers(0, 256)), relu=bool(rng.integers(0, 2))))
+    # stride-2 im2col rows longer than 16 output pixels (the panel's LD2 copy and its last block
+    # read back from a row's end), one reaching the input's last byte (no padding, (H − 3) and
+    # (W − 3) even), one padded
+    cases.append(_conv_case(rng, "sdot 3x3/2 rows to the input's end", c=3, h=7, w=67, o=8, k=(3, 3), stride=(2, 2),
+                            batch=1))
+    cases.append(_conv_case(rng, "sdot 3x3/2 padded rows", c=3, h=8, w=70, o=6, k=(3, 3), stride=(2, 2),
+                            padding=(0, 0, 1, 1), in_bits=8, in_zp=0))
     # 8-bit inputs whose zero point leaves x − zp outside int8 (c = 128 or 127), with padding
     # (zp − c), random and at the far end of the grid with the biases at the accumulator bound
     for zp in (0, 60, 255):
