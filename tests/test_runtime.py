@@ -2,7 +2,8 @@
 
 Exactness is checked on float32 bit patterns: the last op is a dequantize, f32(q − zp)·scale,
 which is injective on the codes, so equal bits mean equal integer codes. The conformance tests
-run every kernel set this machine has (x86: generic and reference; aarch64: neon too); the
+run every kernel set this machine has (x86: generic and reference; aarch64: neon too, and
+neondot where the CPU has the dot product); the
 aarch64 sets are also run under QEMU by tests/test_runtime_builds.py.
 """
 import os
@@ -28,7 +29,7 @@ GRID_SIZE = 120
 def available_kernel_sets() -> list[str]:
     """The kernel sets this build has and this CPU runs, best first."""
     sets = []
-    for name in ("neon", "generic", "reference"):
+    for name in ("neondot", "neon", "generic", "reference"):
         try:
             Runtime(DEMO_BUNDLE, kernels=name)
         except (ValueError, RuntimeLoadError):  # unknown to this build / not for this CPU
@@ -76,7 +77,7 @@ def demo_images():
 def test_kernel_sets_of_this_machine():
     assert KERNEL_SETS[-2:] == ["generic", "reference"]
     if platform.machine() in ("aarch64", "arm64"):
-        assert KERNEL_SETS[0] == "neon"
+        assert KERNEL_SETS[0] == ("neondot" if "asimddp" in cpu_features().split() else "neon")
 
 
 @pytest.mark.parametrize("kernels", KERNEL_SETS)
@@ -294,8 +295,9 @@ def test_info_timings_and_kernel_selection(monkeypatch):
     runtime = Runtime(DEMO_BUNDLE)
     assert runtime.input_shape == (1, 1, 16, 16) and runtime.output_shape == (1, 10)
     assert runtime.metadata["architecture"]["name"] == "mobilenet_v2"
-    assert runtime.kernels == KERNEL_SETS[0]  # the best set this CPU runs: neon on aarch64, else generic
-    assert runtime.kernels == ("neon" if platform.machine() in ("aarch64", "arm64") else "generic")
+    assert runtime.kernels == KERNEL_SETS[0]  # the best set this CPU runs: neondot / neon on aarch64, else generic
+    if platform.machine() not in ("aarch64", "arm64"):
+        assert runtime.kernels == "generic"
     assert cpu_features()
     runtime.run(np.zeros((2, 1, 16, 16), np.float32))
     timings = runtime.op_timings()

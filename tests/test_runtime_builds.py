@@ -3,7 +3,8 @@ and the aarch64 cross build under qemu-aarch64 as Cortex-A53, A72 and A76.
 
 Every kernel set of a build is held to the numpy reference bit for bit on the random grid
 (graph_grid(120), as in tests/test_runtime.py) and on the fast kernels' edge cases: generic and
-reference under the sanitizers, neon, generic and reference under QEMU.
+reference under the sanitizers, neondot (Cortex-A76 only), neon, generic and reference under
+QEMU.
 
 These need cmake, a C compiler, clang (fuzzer), gcc-aarch64-linux-gnu and qemu-user; `make
 test` installs them (scripts/install-toolchains.sh) and sets DDQ_REQUIRE_TOOLCHAINS=1, which
@@ -34,7 +35,10 @@ QEMU_CPUS = ("cortex-a53", "cortex-a72", "cortex-a76")
 ARM_SYSROOT = Path("/usr/aarch64-linux-gnu")
 GRID_SIZE = 120
 HOST_KERNEL_SETS = ("generic", "reference")        # x86 builds
-ARM_KERNEL_SETS = ("neon", "generic", "reference")  # aarch64 builds
+ARM_KERNEL_SETS = ("neondot", "neon", "generic", "reference")  # aarch64 builds
+# the sets each emulated core runs: the dot product (neondot) needs ARMv8.2's FEAT_DotProd
+CPU_KERNEL_SETS = {"cortex-a53": ARM_KERNEL_SETS[1:], "cortex-a72": ARM_KERNEL_SETS[1:],
+                   "cortex-a76": ARM_KERNEL_SETS}
 FUZZ_RUNS = 100_000
 # test_runtime's line for the demo model's int16 accumulation plan (prepare__generic.c): every
 # GEMM convolution but the first (8-bit input, 8-bit weights: int32) sums its k-blocks in int16
@@ -221,8 +225,14 @@ def test_aarch64_build_is_bit_exact_under_qemu(arm_build, conformance_cases, dem
     expected_features = "asimd asimdhp asimddp" if cpu == "cortex-a76" else "asimd"
     assert f"(cpu: {expected_features})" in out  # the dispatch sees what each core has
     info = sh(*qemu, arm_build / "ddq-run", DEMO_BUNDLE, "--info").stdout
-    assert f"kernels          neon (cpu: {expected_features})" in info  # the default on every Pi core
-    for kernels in ARM_KERNEL_SETS:
+    best = CPU_KERNEL_SETS[cpu][0]  # the default: neondot on the A76, neon on the A53 and A72
+    assert f"kernels          {best} (cpu: {expected_features})" in info
+    if cpu != "cortex-a76":
+        refused = subprocess.run(qemu + [str(arm_build / "ddq-run"), str(DEMO_BUNDLE), "--info", "--kernels", "neondot"],
+                                 capture_output=True, text=True)
+        assert refused.returncode != 0
+        assert f"kernel set 'neondot' does not run on this CPU ({expected_features})" in refused.stderr
+    for kernels in CPU_KERNEL_SETS[cpu]:
         for i, (bundle, inp, expected) in enumerate(conformance_cases):
             y = tmp_path / f"y{i}.npy"
             sh(*qemu, arm_build / "ddq-run", bundle, "--input", inp, "--output", y, "--threads", 1 + i % 3,
@@ -236,13 +246,14 @@ def test_aarch64_build_is_bit_exact_under_qemu(arm_build, conformance_cases, dem
 
 
 def test_aarch64_kernels_under_sanitizers_in_qemu(arm_asan_build, conformance_cases):
-    """The neon kernels (and generic, reference) on aarch64 under ASan + UBSan: test_runtime runs
+    """The neondot and neon kernels (and generic, reference) on aarch64 under ASan + UBSan, as a
+    Cortex-A76 (which runs every set): test_runtime runs
     every set with 1–4 threads on every conformance bundle and on the demo model, checks that a
     run allocates nothing and compares each set with the reference set byte for byte. One
     process for all bundles (an instrumented start under QEMU takes about a second);
     LeakSanitizer does not work under QEMU's ptrace-like emulation, so leaks are left to the
     x86 sanitizer build."""
     bundles = [bundle for bundle, _, _ in conformance_cases]
-    out = sh("qemu-aarch64", "-L", ARM_SYSROOT, "-cpu", "cortex-a53", arm_asan_build / "test_runtime", DEMO_BUNDLE,
+    out = sh("qemu-aarch64", "-L", ARM_SYSROOT, "-cpu", "cortex-a76", arm_asan_build / "test_runtime", DEMO_BUNDLE,
              *bundles, env={**os.environ, "ASAN_OPTIONS": "detect_leaks=0"}).stdout
-    assert "all checks passed (cpu: asimd)" in out
+    assert "all checks passed (cpu: asimd asimdhp asimddp)" in out

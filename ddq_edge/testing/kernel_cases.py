@@ -1,4 +1,4 @@
-"""Edge cases for the runtime's fast kernel sets (``generic``, ``neon``): single-op graphs that
+"""Edge cases for the runtime's fast kernel sets (``generic``, ``neon``, ``neondot``): single-op graphs that
 aim at the fast paths' tiles, tails and numeric limits, to be compared bit for bit with the
 numpy reference like the random grid of :mod:`ddq_edge.testing.random_graphs`.
 
@@ -254,6 +254,7 @@ def kernel_cases(seed: int = 0) -> list[KernelCase]:
         add(_fc_case(rng, f"fc m{m:g}", features=20, o=9, **kw))
     cases += _neon_elementwise_and_dw_cases(np.random.default_rng(seed + 1))
     cases += _acc8_cases(np.random.default_rng(seed + 6))
+    cases += _sdot_cases(np.random.default_rng(seed + 7))
     cases.append(_quantize_case(np.random.default_rng(seed + 4), "quantize specials, scale 0.1 zp 37", 0.1, 37))
     cases.append(_quantize_case(np.random.default_rng(seed + 5), "quantize specials, 4-bit, scale 3 zp 0", 3.0, 0, 4))
     return cases
@@ -290,6 +291,43 @@ def _acc8_cases(rng: np.random.Generator) -> list[KernelCase]:
         cases.append(_conv_case(rng, f"1x1 mull runs at -32768 ({'bottom' if extreme else 'random'})", c=60, h=3,
                                 w=7, o=8, in_bits=8, in_zp=255, extreme=extreme, weights=w.reshape(8, 60, 1, 1),
                                 bias="zero"))
+    return cases
+
+
+def _sdot_cases(rng: np.random.Generator) -> list[KernelCase]:
+    """The SDOT GEMM's tails and limits (neondot: groups of four taps, 6 × 16 tiles)."""
+    cases = []
+    # K = 1 … 9: K mod 4 = 1, 2, 3, 0 and odd or even numbers of groups; O leaves 1–5 channels in
+    # the last block of 6; 16 + 1, 16 + 15, 8 + 1 and 1–4 pixels
+    for k, o, hw in ((1, 5, (1, 17)), (2, 7, (31, 1)), (3, 13, (3, 3)), (5, 1, (2, 2)), (6, 11, (4, 8)),
+                     (7, 6, (1, 4)), (9, 8, (5, 5)), (4, 17, (1, 1))):
+        cases.append(_conv_case(rng, f"sdot 1x1 K{k} O{o} {hw}", c=k, h=hw[0], w=hw[1], o=o,
+                                in_bits=int(rng.integers(2, 9)), w_bits=int(rng.integers(2, 9))))
+    # two panels (64 taps × 2550 pixels exceed 128 KiB): 2048 + 502 = 31 · 16 + 6 pixels; the
+    # plain 1×1's last panel reads past the channel plane's end only through the row copy
+    cases.append(_conv_case(rng, "sdot 1x1 two panels", c=64, h=50, w=51, o=7, in_bits=4, w_bits=4, batch=1))
+    cases.append(_conv_case(rng, "sdot 3x3 two panels", c=9, h=60, w=61, o=8, k=(3, 3), padding=(1, 1, 1, 1),
+                            in_bits=8, in_zp=3, batch=1))
+    # the requantization's three forms on every tile (16 pixels, 8, 4 and the one-pixel tail):
+    # the int64 form (8-bit, K = 256, a multiplier of 300: the fast form's x · 2^10 would leave
+    # int32 for the loader's bound), the fast form with a left shift (multiplier 7) and without
+    for m, k, hw in ((300.0, 256, (1, 33)), (300.0, 256, (2, 14)), (7.0, 64, (3, 11)), (0.01, 64, (7, 7))):
+        cases.append(_conv_case(rng, f"sdot 1x1 m{m:g} {hw}", c=k, h=hw[0], w=hw[1], o=10, multiplier=m,
+                                bias="zero", out_zp=int(rng.integers(0, 256)), relu=bool(rng.integers(0, 2))))
+    # stride-2 im2col rows longer than 16 output pixels (the panel's LD2 copy and its last block
+    # read back from a row's end), one reaching the input's last byte (no padding, (H − 3) and
+    # (W − 3) even), one padded
+    cases.append(_conv_case(rng, "sdot 3x3/2 rows to the input's end", c=3, h=7, w=67, o=8, k=(3, 3), stride=(2, 2),
+                            batch=1))
+    cases.append(_conv_case(rng, "sdot 3x3/2 padded rows", c=3, h=8, w=70, o=6, k=(3, 3), stride=(2, 2),
+                            padding=(0, 0, 1, 1), in_bits=8, in_zp=0))
+    # 8-bit inputs whose zero point leaves x − zp outside int8 (c = 128 or 127), with padding
+    # (zp − c), random and at the far end of the grid with the biases at the accumulator bound
+    for zp in (0, 60, 255):
+        cases.append(_conv_case(rng, f"sdot 3x3 8-bit zp{zp}", c=5, h=7, w=9, o=13, k=(3, 3), stride=(2, 1),
+                                padding=(1, 2, 0, 1), in_bits=8, in_zp=zp))
+        cases.append(_conv_case(rng, f"sdot 1x1 bound zp{zp}", c=35, h=5, w=7, o=7, in_zp=zp, extreme=True,
+                                w_extreme="max" if zp else "min", bias="bound"))
     return cases
 
 

@@ -22,9 +22,12 @@
 #define HWCAP2_BIT_I8MM (1ul << 13)
 #endif
 
-/* Best first: neon (aarch64 builds), generic (portable C, vectorized by the compiler), reference.
- * Further bitwidth-aware sets (dot product, x86) slot in above the ones they beat. */
+/* Best first: neondot and neon (aarch64 builds), generic (portable C, vectorized by the
+ * compiler), reference. Further bitwidth-aware sets (x86) slot in above the ones they beat. */
 static const ddq_kernel_set *const KERNEL_SETS[] = {
+#if defined(DDQ_HAVE_NEONDOT_KERNELS)
+    &ddq_kernels_neondot,
+#endif
 #if defined(DDQ_HAVE_NEON_KERNELS)
     &ddq_kernels_neon,
 #endif

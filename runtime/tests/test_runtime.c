@@ -21,7 +21,7 @@ extern const ddq_kernel_set ddq_kernels_neon;
 #endif
 
 /* The kernel sets a build can have; those this CPU cannot run are skipped. */
-static const char *const KERNEL_SETS[] = {"neon", "generic", "reference"};
+static const char *const KERNEL_SETS[] = {"neondot", "neon", "generic", "reference"};
 #define KERNEL_SET_COUNT (sizeof KERNEL_SETS / sizeof KERNEL_SETS[0])
 
 /* ------------------------------------------------------------------ allocation counting */
@@ -317,7 +317,8 @@ static void test_neon_requantization(void) {
 /* The fast form (SQDMULH/SRSHL, gemm_plan.h) against the scalar requantization on the domain the
  * plan admits it for, |acc| · 2^l < 2^31: every shift, the multipliers' extremes, accumulators at
  * the domain's ends, ties and random ones; and ddq_requant_plan_init's verdict at the edge of that
- * domain (a bound one past it turns the fast form off). */
+ * domain (a bound one past it turns the fast form off). The rounding shift SRSHL(H, −r) is also
+ * compared with neondot's SQRDMULH(H, 2^(31 − r)). */
 static void test_neon_fast_requantization(void) {
     static const struct { int32_t zp, lo, hi; } grids[] = {{0, 0, 255}, {255, 0, 255}, {128, 3, 200}, {40, 0, 15}};
     long checked = 0, bad = 0;
@@ -341,6 +342,19 @@ static void test_neon_fast_requantization(void) {
                                           : test_accumulator((round + k) % 6, m0, t);
                     if (a > limit || a < -limit) a = a % (limit + 1); /* inside the domain */
                     acc[k] = (int32_t)a;
+                }
+                for (int h = 0; h < 2; h++) {
+                    const int32x4_t H = vqdmulhq_s32(vshlq_s32(vld1q_s32(acc + 4 * h), vdupq_n_s32(l)), vdupq_n_s32(m0));
+                    int32_t hs[4], shifted[4], multiplied[4];
+                    vst1q_s32(hs, H);
+                    vst1q_s32(shifted, vrshlq_s32(H, vdupq_n_s32(rq.neg_rshift[0])));
+                    vst1q_s32(multiplied, vqrdmulhq_s32(H, vdupq_n_s32((int32_t)(1u << (31 + rq.neg_rshift[0])))));
+                    for (int k = 0; k < 4; k++) {
+                        checked++;
+                        if (shifted[k] != multiplied[k] && bad++ < 5)
+                            CHECK(0, "rounding shift of %d by %d: SRSHL %d, SQRDMULH %d", hs[k],
+                                  -rq.neg_rshift[0], shifted[k], multiplied[k]);
+                    }
                 }
                 for (size_t gi = 0; gi < sizeof grids / sizeof grids[0]; gi++) {
                     const ddq_requant_fast r = ddq_requant_fast_same(&rq, 0, grids[gi].zp, grids[gi].lo, grids[gi].hi);
@@ -366,6 +380,42 @@ static void test_neon_fast_requantization(void) {
         }
     }
     CHECK(bad == 0, "%ld of %ld fast NEON requantizations differ", bad, checked);
+}
+
+/* neondot's rounding shift in int16 lanes (conv_gemm_6x16c4__neondot.c, RQ_FAST16): for r ≤ 7,
+ * H = SQDMULH(acc, m0) narrowed with saturation to int16, SQRDMULH by 2^(15 − r), + zp, SQXTUN
+ * and the clamp give the same code as SRSHL(H, −r) in int32 with the usual narrows, whatever H:
+ * every H in [−2^17, 2^17] (saturating from ±2^15 on), the int32 extremes and random ones. */
+static void test_neondot_round16(void) {
+    static const struct { int16_t zp; uint8_t lo, hi; } grids[] = {{0, 0, 255}, {255, 0, 255}, {128, 3, 200},
+                                                                   {0, 0, 15}, {3, 0, 7}};
+    long checked = 0, bad = 0;
+    for (int r = 1; r <= 7; r++)
+        for (size_t gi = 0; gi < sizeof grids / sizeof grids[0]; gi++) {
+            const int16x8_t zp = vdupq_n_s16(grids[gi].zp);
+            const uint8x8_t lo = vdup_n_u8(grids[gi].lo), hi = vdup_n_u8(grids[gi].hi);
+            for (int64_t h0 = -(1 << 17) - 8; h0 <= (1 << 17) + 8 + 64; h0 += 8) {
+                int32_t H[8];
+                for (int k = 0; k < 8; k++) {
+                    const int64_t v = h0 > (1 << 17) + 8 ? (int64_t)(next_random() & 0xFFFFFFFFu) - 2147483648LL
+                                                          : h0 + k;
+                    H[k] = (int32_t)(h0 == -(1 << 17) - 8 ? (k % 2 ? INT32_MAX : INT32_MIN) : v);
+                }
+                const int32x4_t a = vld1q_s32(H), b = vld1q_s32(H + 4), nr = vdupq_n_s32(-r);
+                const int16x8_t wide = vqmovn_high_s32(vqmovn_s32(vrshlq_s32(a, nr)), vrshlq_s32(b, nr));
+                const int16x8_t narrow = vqrdmulhq_s16(vqmovn_high_s32(vqmovn_s32(a), b), vdupq_n_s16(1 << (15 - r)));
+                uint8_t want[8], got[8];
+                vst1_u8(want, vmin_u8(vmax_u8(vqmovun_s16(vqaddq_s16(wide, zp)), lo), hi));
+                vst1_u8(got, vmin_u8(vmax_u8(vqmovun_s16(vqaddq_s16(narrow, zp)), lo), hi));
+                for (int k = 0; k < 8; k++) {
+                    checked++;
+                    if (got[k] != want[k] && bad++ < 5)
+                        CHECK(0, "int16 rounding of H %d by %d, zp %d: %d, int32 %d", H[k], r, grids[gi].zp, got[k],
+                              want[k]);
+                }
+            }
+        }
+    CHECK(bad == 0, "%ld of %ld int16 roundings differ", bad, checked);
 }
 
 /* The NEON add and requantize (add__neon.c, which folds add's 2^20 pre-scale into the rounding
@@ -725,6 +775,7 @@ int main(int argc, char **argv) {
 #if defined(__aarch64__)
     test_neon_requantization();
     test_neon_fast_requantization();
+    test_neondot_round16();
     test_neon_elementwise();
 #endif
     test_run_and_threads();

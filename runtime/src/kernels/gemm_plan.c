@@ -3,6 +3,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#if defined(__ARM_NEON)
+#include <arm_neon.h>
+#endif
 
 static int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
@@ -191,6 +194,19 @@ static void offset_copy(int8_t *restrict d, const uint8_t *restrict s, int64_t n
 }
 
 static void offset_copy_strided(int8_t *restrict d, const uint8_t *restrict s, int64_t n, int64_t stride, uint8_t c) {
+#if defined(__ARM_NEON)
+    /* Stride 2 (a 3×3/2 stem's im2col rows): LD2 keeps the even bytes. The compiler's own loop
+     * stops a block early (LD2 reads one byte past the last even one) and ends in scalar code;
+     * here the last 16 come from one LD2 that starts a byte early and keeps the odd lanes, so
+     * every read stays within s[0] … s[2(n − 1)]. */
+    if (stride == 2 && n > 16) {
+        const uint8x16_t cv = vdupq_n_u8(c);
+        for (int64_t i = 0; i + 16 < n; i += 16)
+            vst1q_s8(d + i, vreinterpretq_s8_u8(vsubq_u8(vld2q_u8(s + 2 * i).val[0], cv)));
+        vst1q_s8(d + n - 16, vreinterpretq_s8_u8(vsubq_u8(vld2q_u8(s + 2 * (n - 16) - 1).val[1], cv)));
+        return;
+    }
+#endif
     if (stride == 2) {
         for (int64_t i = 0; i < n; i++) d[i] = (int8_t)(uint8_t)(s[2 * i] - c);
     } else {
@@ -210,21 +226,17 @@ static void tap_row(const ddq_gemm_plan *p, const ddq_op *op, const ddq_tensor *
     const int64_t lo = div_ceil(-off, sw) > 0 ? div_ceil(-off, sw) : 0;
     const int64_t hi = div_floor(W - 1 - off, sw) + 1;
     const uint8_t c = (uint8_t)p->offset;
+    /* the padding first, in one memset; the taps inside the input are copied over it (per output
+     * row, two small memsets of the borders cost more than the copy) */
+    memset(d, p->pad, (size_t)n);
     for (int64_t j = 0; j < n;) {
         const int64_t q = p0 + j, oy = q / OW, ox = q % OW;
         const int64_t count = OW - ox < n - j ? OW - ox : n - j; /* the rest of output row oy */
         const int64_t iy = oy * sh - op->padding[0] + ky * op->dilation[0];
-        if (iy < 0 || iy >= H) {
-            memset(d + j, p->pad, (size_t)count);
-        } else {
-            const int64_t end = ox + count;
-            int64_t b = lo > ox ? lo : ox, e = hi < end ? hi : end;
-            if (b > end) b = end;
-            if (e < b) e = b;
-            memset(d + j, p->pad, (size_t)(b - ox));
+        const int64_t end = ox + count, b = lo > ox ? lo : ox, e = hi < end ? hi : end;
+        if (iy >= 0 && iy < H && e > b) {
             if (sw == 1) offset_copy(d + j + (b - ox), xc + iy * W + b + off, e - b, c);
             else offset_copy_strided(d + j + (b - ox), xc + iy * W + b * sw + off, e - b, sw, c);
-            memset(d + j + (e - ox), p->pad, (size_t)(ox + count - e));
         }
         j += count;
     }
@@ -249,6 +261,20 @@ static void interleave4(int8_t *restrict d, const int8_t *restrict s0, const int
     }
 }
 
+/* interleave4 into tiles of 16 columns, `stride` bytes apart (plan->tiled) */
+static void interleave4_tiled(int8_t *restrict d, int64_t stride, const int8_t *restrict s0, const int8_t *restrict s1,
+                              const int8_t *restrict s2, const int8_t *restrict s3, int64_t cols, int8_t c) {
+    int64_t i = 0;
+    for (; i + 16 <= cols; i += 16, d += stride)
+        for (int k = 0; k < 16; k++) {
+            d[4 * k] = (int8_t)(s0[i + k] - c);
+            d[4 * k + 1] = (int8_t)(s1[i + k] - c);
+            d[4 * k + 2] = (int8_t)(s2[i + k] - c);
+            d[4 * k + 3] = (int8_t)(s3[i + k] - c);
+        }
+    if (i < cols) interleave4(d, s0 + i, s1 + i, s2 + i, s3 + i, cols - i, c);
+}
+
 void ddq_build_panel(const ddq_gemm_plan *p, const ddq_op *op, const ddq_tensor *xt, const ddq_tensor *wt,
                      const ddq_tensor *yt, const uint8_t *x, int64_t p0, int64_t n, int8_t *panel, int8_t *rows) {
     const int G = p->group;
@@ -257,10 +283,11 @@ void ddq_build_panel(const ddq_gemm_plan *p, const ddq_op *op, const ddq_tensor 
                           (wt->shape[2] == 1 && wt->shape[3] == 1 && op->stride[0] == 1 && op->stride[1] == 1 &&
                            op->padding[0] == 0 && op->padding[1] == 0 && op->padding[2] == 0 && op->padding[3] == 0);
     const int64_t HW = op->kind == DDQ_OP_FULLY_CONNECTED ? 1 : xt->shape[2] * xt->shape[3];
-    /* A plain 1×1 reads its rows straight from x where the panel's last columns stay inside the
-     * channel plane (they then hold the next pixels, whose outputs are not stored); otherwise
-     * each tap row is first written, offset, into `rows`. */
-    const int direct = plain_1x1 && p0 + cols <= HW;
+    /* A plain 1×1 reads its rows straight from x (the interleave subtracts c): a row's columns
+     * past n hold the next pixels, whose outputs are not stored, and only a row whose columns
+     * would run past the end of x is first copied into `rows`. Other convolutions write each tap
+     * row, offset, into `rows`. */
+    const int direct = plain_1x1;
     for (int64_t g = 0; g < p->KG; g++) {
         const int8_t *src[4];
         for (int j = 0; j < G; j++) {
@@ -268,11 +295,11 @@ void ddq_build_panel(const ddq_gemm_plan *p, const ddq_op *op, const ddq_tensor 
             int8_t *d = rows + j * PP;
             if (r >= p->K) {
                 memset(d, direct ? p->offset : 0, (size_t)cols); /* taps past K meet zero weights */
-            } else if (direct) {
+            } else if (direct && r * HW + p0 + cols <= p->K * HW) {
                 d = (int8_t *)(x + r * HW + p0);
-            } else if (plain_1x1) {
-                offset_copy(d, x + r * HW + p0, n, (uint8_t)p->offset);
-                memset(d + n, p->pad, (size_t)(cols - n));
+            } else if (direct) {
+                memcpy(d, x + r * HW + p0, (size_t)n);
+                memset(d + n, p->offset, (size_t)(cols - n));
             } else {
                 tap_row(p, op, xt, wt, yt, x, r, p0, n, d);
                 memset(d + n, p->pad, (size_t)(cols - n));
@@ -280,16 +307,23 @@ void ddq_build_panel(const ddq_gemm_plan *p, const ddq_op *op, const ddq_tensor 
             src[j] = d;
         }
         const int8_t c = direct ? (int8_t)(uint8_t)p->offset : 0;
+        if (p->tiled) {
+            interleave4_tiled(panel + g * 16 * G, p->KG * 16 * G, src[0], src[1], src[2], src[3], cols, c);
+            continue;
+        }
         int8_t *dst = panel + g * pitch;
         if (G == 2) interleave2(dst, src[0], src[1], cols, c);
         else interleave4(dst, src[0], src[1], src[2], src[3], cols, c);
     }
 }
 
+size_t ddq_gemm_panel_scratch_bytes(int64_t KG, int group, int64_t panel_pixels) {
+    return (size_t)(round_up(KG * panel_pixels * group, 64) + round_up(group * panel_pixels, 64));
+}
+
 size_t ddq_gemm_scratch_bytes(const ddq_model *model, const ddq_op *op, int group, int64_t panel_bytes) {
     const ddq_tensor *wt = &model->tensors[op->inputs[1]], *yt = &model->tensors[op->output];
     const int64_t K = wt->elements / wt->shape[0];
     const int64_t PP = ddq_gemm_panel_pixels_for(K, op_pixels(op, yt), panel_bytes);
-    const int64_t KG = (K + group - 1) / group;
-    return (size_t)(round_up(KG * PP * group, 64) + round_up(group * PP, 64));
+    return ddq_gemm_panel_scratch_bytes((K + group - 1) / group, group, PP);
 }

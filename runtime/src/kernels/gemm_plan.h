@@ -66,6 +66,10 @@ typedef struct ddq_gemm_plan {
     uint8_t pad;            /* (zp − c) mod 256: what a padded tap reads */
     int32_t lo, hi;         /* the panel's values x − c lie in [lo, hi] */
     int64_t panel_pixels;   /* pixels per panel, a multiple of 8 */
+    /* the panel's layout: 0, rows of groups [KG][panel_pixels][group]; 1 (group 4), tiles of 16
+     * pixels [⌈panel_pixels / 16⌉][KG][16][4], so that a 16-pixel tile reads its groups of taps
+     * one after the other (the set sets it) */
+    int tiled;
     int8_t *w;              /* [blocks][KG][R][group], zero past O and K */
     int32_t *bias;          /* [blocks·R + slack]: bias + (c − zp)·Σw, mod 2^32; 0 past O */
     ddq_requant_plan rq;
@@ -106,12 +110,15 @@ int64_t ddq_accumulator_bound(const ddq_tensor *x, const ddq_tensor *w, const dd
 
 /* Panel building (portable C, vectorized by the compiler). Fills the panel's groups of taps for
  * output pixels p0 … p0 + n − 1 into columns 0 … n − 1 (row pitch plan->panel_pixels · group
- * bytes); columns n … round_up(n, 8) − 1 get pad bytes. `row` is scratch of panel_pixels bytes. */
+ * bytes, or tiles of 16 columns: plan->tiled); columns n … round_up(n, 8) − 1 get pad bytes
+ * (a plain 1×1: the next pixels' values), whose outputs are not stored. `row` is scratch of
+ * group · panel_pixels bytes. */
 void ddq_build_panel(const ddq_gemm_plan *plan, const ddq_op *op, const ddq_tensor *xt, const ddq_tensor *wt,
                      const ddq_tensor *yt, const uint8_t *x, int64_t p0, int64_t n, int8_t *panel, int8_t *row);
 
-/* Per-thread scratch a GEMM needs: the panel and one row. */
+/* Per-thread scratch a GEMM needs: the panel and one row (of KG groups, panel_pixels wide). */
 int64_t ddq_gemm_panel_pixels_for(int64_t K, int64_t P, int64_t panel_bytes);
+size_t ddq_gemm_panel_scratch_bytes(int64_t KG, int group, int64_t panel_pixels);
 size_t ddq_gemm_scratch_bytes(const ddq_model *model, const ddq_op *op, int group, int64_t panel_bytes);
 
 #endif

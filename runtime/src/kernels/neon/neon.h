@@ -90,5 +90,20 @@ void ddq_add__neon(const ddq_op_args *a, int64_t begin, int64_t end);
 void ddq_requantize__neon(const ddq_op_args *a, int64_t begin, int64_t end);
 void ddq_quantize__neon(const ddq_op_args *a, int64_t begin, int64_t end);
 void ddq_global_avg_pool__neon(const ddq_op_args *a, int64_t begin, int64_t end);
+/* The set's op table with its conv2d and fully_connected kernels as parameters: neondot runs
+ * the neon functions for every other op. */
+#define DDQ_NEON_OPS(conv2d, fully_connected)                  \
+    {                                                          \
+        [DDQ_OP_QUANTIZE] = ddq_quantize__neon,                \
+        [DDQ_OP_DEQUANTIZE] = ddq_dequantize__reference,       \
+        [DDQ_OP_CONV2D] = (conv2d),                            \
+        [DDQ_OP_FULLY_CONNECTED] = (fully_connected),          \
+        [DDQ_OP_ADD] = ddq_add__neon,                          \
+        [DDQ_OP_AVG_POOL] = ddq_avg_pool__reference,           \
+        [DDQ_OP_GLOBAL_AVG_POOL] = ddq_global_avg_pool__neon,  \
+        [DDQ_OP_MAX_POOL] = ddq_max_pool__reference,           \
+        [DDQ_OP_REQUANTIZE] = ddq_requantize__neon,            \
+        [DDQ_OP_RESHAPE] = ddq_reshape__reference,             \
+    }
 
 #endif

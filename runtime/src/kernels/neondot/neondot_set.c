@@ -1,0 +1,114 @@
+/* The `neondot` set (ARMv8.2 dot product): conv2d with groups = 1 and fully_connected as SDOT
+ * GEMMs on the shared preparation of ../gemm_plan.h; every other op, and every other conv2d
+ * path (depthwise 3×3, reference), is the `neon` set's. Chosen where the kernel reports
+ * HWCAP_ASIMDDP (Cortex-A76 / Pi 5; QEMU's cortex-a53 and cortex-a72 models hide it). */
+#include <stdlib.h>
+
+#include "neondot.h"
+
+#if defined(__linux__)
+#include <sys/auxv.h>
+#endif
+
+static int neondot_available(void) {
+#if defined(__linux__)
+    return (getauxval(AT_HWCAP) & (1ul << 20)) != 0; /* HWCAP_ASIMDDP */
+#else
+    return 0; /* FEAT_DotProd is optional before ARMv8.4: without the kernel's word, never assume it */
+#endif
+}
+
+static int is_sdot_gemm(const ddq_model *model, const ddq_op *op) {
+    if (op->kind == DDQ_OP_FULLY_CONNECTED) return 1;
+    return op->kind == DDQ_OP_CONV2D &&
+           ddq_conv_path(op, &model->tensors[op->inputs[0]], &model->tensors[op->inputs[1]]) == DDQ_CONV_GEMM;
+}
+
+/* The conv GEMM's panel width: a multiple of 16 pixels (the tiles'), so that of a map split into
+ * several panels only the last one has a tail, and whole tiles of 16 fit a map's last panel. */
+static int64_t conv_panel_pixels(const ddq_model *model, const ddq_op *op) {
+    const ddq_tensor *wt = &model->tensors[op->inputs[1]], *yt = &model->tensors[op->output];
+    const int64_t K = wt->elements / wt->shape[0], P = yt->shape[2] * yt->shape[3];
+    const int64_t n = ddq_gemm_panel_pixels_for(K, P, DDQ_SDOT_PANEL_BYTES);
+    return n < P ? (n >= 16 ? n / 16 * 16 : n) : (P + 15) / 16 * 16;
+}
+
+static void neondot_release(void *prepared) {
+    ddq_sdot_gemm *g = prepared;
+    if (g->path != DDQ_CONV_GEMM_SDOT) {
+        ddq_release__neon(prepared);
+        return;
+    }
+    ddq_gemm_plan_free(g->plan);
+    free(g);
+}
+
+static void *neondot_prepare(const ddq_model *model, const ddq_op *op) {
+    if (!is_sdot_gemm(model, op)) return ddq_prepare__neon(model, op);
+    const int fc = op->kind == DDQ_OP_FULLY_CONNECTED;
+    ddq_sdot_gemm *g = calloc(1, sizeof *g);
+    if (!g) return NULL;
+    g->path = DDQ_CONV_GEMM_SDOT;
+    g->plan = ddq_gemm_plan_create(model, op, DDQ_SDOT_GROUP, fc ? DDQ_SDOT_FC_R : DDQ_SDOT_CONV_R, 1,
+                                   DDQ_SDOT_PANEL_BYTES);
+    if (!g->plan) {
+        free(g);
+        return NULL;
+    }
+    if (!fc) {
+        ddq_gemm_plan *p = g->plan;
+        p->panel_pixels = conv_panel_pixels(model, op);
+        p->tiled = 1;
+        /* the fast requantization's rounding shifts as SQRDMULH multipliers k = 2^(31 − r) and,
+         * where r ≤ 7, k16 = 2^(15 − r) (conv_gemm_6x16c4__neondot.c); r = 0 only past O, where
+         * m0 = 0 */
+        const int64_t channels = ddq_sdot_channels(p);
+        int32_t *k = calloc((size_t)channels, sizeof(int32_t) + sizeof(int16_t));
+        if (!k) {
+            neondot_release(g);
+            return NULL;
+        }
+        int16_t *k16 = (int16_t *)(k + channels);
+        g->round16 = 1;
+        for (int64_t o = 0; o < channels && o < p->O + DDQ_PLAN_CHANNEL_SLACK; o++) {
+            const int r = -p->rq.neg_rshift[o];
+            if (r >= 1) k[o] = (int32_t)(1u << (31 - r));
+            if (r >= 1 && r <= 7) k16[o] = (int16_t)(1 << (15 - r));
+            else if (o < p->O) g->round16 = 0;
+        }
+        p->extra = k;
+    }
+    return g;
+}
+
+static size_t neondot_scratch_bytes(const ddq_model *model, const ddq_op *op) {
+    if (op->kind == DDQ_OP_FULLY_CONNECTED) return ddq_fc_scratch_bytes__neondot(model, op);
+    if (is_sdot_gemm(model, op)) {
+        const ddq_tensor *wt = &model->tensors[op->inputs[1]];
+        const int64_t KG = (wt->elements / wt->shape[0] + DDQ_SDOT_GROUP - 1) / DDQ_SDOT_GROUP;
+        return ddq_gemm_panel_scratch_bytes(KG, DDQ_SDOT_GROUP, conv_panel_pixels(model, op));
+    }
+    return ddq_scratch_bytes__neon(model, op);
+}
+
+/* A NULL (no memory at session creation) falls back to the neon set's code, which computes the
+ * op without its own preparation. */
+static void neondot_conv2d(const ddq_op_args *a, int64_t begin, int64_t end) {
+    const int *path = a->prepared;
+    if (path && *path == DDQ_CONV_GEMM_SDOT) ddq_conv_gemm__neondot(a, begin, end);
+    else ddq_conv2d__neon(a, begin, end);
+}
+
+static void neondot_fully_connected(const ddq_op_args *a, int64_t begin, int64_t end) {
+    if (a->prepared) ddq_fully_connected__neondot(a, begin, end);
+    else ddq_fully_connected__neon(a, begin, end);
+}
+
+const ddq_kernel_set ddq_kernels_neondot = {
+    .name = "neondot",
+    .available = neondot_available,
+    .ops = DDQ_NEON_OPS(neondot_conv2d, neondot_fully_connected),
+    .prepare = neondot_prepare,
+    .release = neondot_release,
+    .scratch_bytes = neondot_scratch_bytes,
+};
