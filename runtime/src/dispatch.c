@@ -22,11 +22,15 @@
 #define HWCAP2_BIT_I8MM (1ul << 13)
 #endif
 
-/* Best first: neon (aarch64 builds), generic (portable C, vectorized by the compiler), reference.
- * Further bitwidth-aware sets (dot product, x86) slot in above the ones they beat. */
+/* Best first: neon (aarch64 builds) or x86 (x86-64 builds, AVX2), generic (portable C,
+ * vectorized by the compiler), reference. Further bitwidth-aware sets (dot product) slot in
+ * above the ones they beat. */
 static const ddq_kernel_set *const KERNEL_SETS[] = {
 #if defined(DDQ_HAVE_NEON_KERNELS)
     &ddq_kernels_neon,
+#endif
+#if defined(DDQ_HAVE_X86_KERNELS)
+    &ddq_kernels_x86,
 #endif
     &ddq_kernels_generic,
     &ddq_kernels_reference,

@@ -2,7 +2,7 @@
  * primitives on the examples of docs/arithmetic.md §4–5, CRC32, error paths, thread-count
  * independence, and that a session allocates nothing while it runs (malloc and friends are
  * wrapped at link time and counted), for every kernel set this CPU runs; on aarch64 the NEON
- * requantization against the scalar one. Bundles given as arguments run through every kernel
+ * requantization against the scalar one, on x86-64 with AVX2 the x86 set's. Bundles given as arguments run through every kernel
  * set and thread count (see test_bundle_kernel_sets). The bit-exactness grid against the numpy
  * reference lives in tests/test_runtime*.py, which drive this build. */
 #include <math.h>
@@ -14,14 +14,18 @@
 #include "ddq/ddq.h"
 #include "fixed_point.h"
 #include "kernels/generic/generic.h"
-#if defined(__aarch64__)
 #include "kernels/kernels.h"
+#if defined(__aarch64__)
 #include "kernels/neon/neon.h"
 extern const ddq_kernel_set ddq_kernels_neon;
 #endif
+#if defined(__x86_64__)
+#include "kernels/x86/x86.h"
+extern const ddq_kernel_set ddq_kernels_x86;
+#endif
 
 /* The kernel sets a build can have; those this CPU cannot run are skipped. */
-static const char *const KERNEL_SETS[] = {"neon", "generic", "reference"};
+static const char *const KERNEL_SETS[] = {"neon", "x86", "generic", "reference"};
 #define KERNEL_SET_COUNT (sizeof KERNEL_SETS / sizeof KERNEL_SETS[0])
 
 /* ------------------------------------------------------------------ allocation counting */
@@ -211,10 +215,7 @@ static void test_mbqm(void) {
     }
 }
 
-#if defined(__aarch64__)
-/* The NEON requantization (SMULL + SRSHL by −t + saturating narrows, mbqm__neon.h) against
- * ddq_mbqm / ddq_clamp_code: every shift, extreme and random m0, accumulators at the int32
- * limits, exact ties of both signs, and output ranges at 0 and 255. */
+/* Random numbers and accumulators for the SIMD requantization tests. */
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 static uint64_t next_random(void) {
     rng_state ^= rng_state << 13;
@@ -249,6 +250,10 @@ static int32_t test_accumulator(int kind, int32_t m0, int t) {
     }
 }
 
+#if defined(__aarch64__)
+/* The NEON requantization (SMULL + SRSHL by −t + saturating narrows, mbqm__neon.h) against
+ * ddq_mbqm / ddq_clamp_code: every shift, extreme and random m0, accumulators at the int32
+ * limits, exact ties of both signs, and output ranges at 0 and 255. */
 static void test_neon_requantization(void) {
     static const struct { int32_t zp, lo, hi; } grids[] = {
         {0, 0, 255}, {255, 0, 255}, {128, 3, 200}, {7, 7, 7}, {0, 0, 0}, {255, 255, 255}, {40, 0, 15}};
@@ -368,12 +373,15 @@ static void test_neon_fast_requantization(void) {
     CHECK(bad == 0, "%ld of %ld fast NEON requantizations differ", bad, checked);
 }
 
-/* The NEON add and requantize (add__neon.c, which folds add's 2^20 pre-scale into the rounding
- * shift) against the reference kernels: every pair of codes (every code for requantize), zero
- * points at both ends of the grid and inside, clamped and full activation ranges, multipliers
- * that make ties at every rounding (power-of-two scales) and random ones, and ranges whose
- * 0–15 last elements take the scalar tail. */
-static void test_neon_elementwise(void) {
+#endif
+
+/* A SIMD set's add and requantize (neon: add__neon.c, which folds add's 2^20 pre-scale into the
+ * rounding shift; x86: add__avx2.c, requantize__avx2.c) against the reference kernels: every
+ * pair of codes (every code for requantize), zero points at both ends of the grid and inside,
+ * clamped and full activation ranges, multipliers that make ties at every rounding
+ * (power-of-two scales) and random ones, and ranges whose 0–15 last elements take the scalar
+ * tail. */
+static void test_elementwise(const ddq_kernel_set *set) {
     static const struct { float sa, sb, so; } scales[] = {
         {1.0f, 1.0f, 1.0f},   {1.0f, 1.0f, 2.0f},      {1.0f, 0.25f, 0.5f}, {0.5f, 1.0f, 4.0f},
         {1.0f, 0.125f, 8.0f}, {0.03f, 0.07f, 0.011f}, {0.9f, 0.0013f, 0.4f}, {1e-3f, 1e-3f, 1e-1f}};
@@ -408,16 +416,146 @@ static void test_neon_elementwise(void) {
                 /* ranges of 1…37 elements: every tail length, and starts off the 16-byte grid */
                 args.y = got;
                 for (int64_t b = 0, len = 1; b < n; b += len, len = len % 37 + 1)
-                    ddq_kernels_neon.ops[kernel](&args, b, b + len < n ? b + len : n);
+                    set->ops[kernel](&args, b, b + len < n ? b + len : n);
                 for (int64_t i = 0; i < n; i++) {
                     checked++;
                     if (got[i] != want[i] && bad++ < 5)
-                        CHECK(0, "%s %d, %d (scales %zu, grids %zu): neon %d, reference %d", kind ? "requantize" : "add",
-                              xa[i], xb[i], si, gi, got[i], want[i]);
+                        CHECK(0, "%s %d, %d (scales %zu, grids %zu): %s %d, reference %d",
+                              kind ? "requantize" : "add", xa[i], xb[i], si, gi, set->name, got[i], want[i]);
                 }
             }
         }
-    CHECK(bad == 0, "%ld of %ld NEON add / requantize outputs differ", bad, checked);
+    CHECK(bad == 0, "%ld of %ld %s add / requantize outputs differ", bad, checked, set->name);
+}
+
+#if defined(__x86_64__)
+/* The x86 set's vector requantization (requant__avx2.h, through ddq_requantize_codes__avx2)
+ * against ddq_mbqm / ddq_clamp_code on the domain prepare admits it for (ddq_rq_x86_exact):
+ * every shift, the multipliers' extremes, accumulators at the domain's ends (the int32 limits
+ * for shift < 0), exact ties and random ones, output zero points and ranges at both ends; and
+ * the verdict of ddq_rq_x86_exact one past the domain. */
+static void test_x86_requantization(void) {
+    static const struct { int32_t zp, lo, hi; } grids[] = {
+        {0, 0, 255}, {255, 0, 255}, {128, 3, 200}, {7, 7, 7}, {40, 0, 15}, {255, 255, 255}};
+    long checked = 0, bad = 0;
+    for (int32_t shift = -31; shift <= 30; shift++) {
+        const int t = 31 - shift;
+        /* the largest |acc| admitted: every int32 for shift < 0, else |acc| · 2^(shift + 1) < 2^31 */
+        const int64_t limit = shift < 0 ? INT32_MAX : (((int64_t)1 << 31) - 1) >> (shift + 1);
+        for (int mi = 0; mi < 6; mi++) {
+            const int32_t m0 = mi == 0   ? 1 << 30
+                               : mi == 1 ? INT32_MAX
+                               : mi == 2 ? (1 << 30) + 1
+                                         : (int32_t)((1u << 30) | (uint32_t)(next_random() & 0x3FFFFFFF));
+            const ddq_multiplier m = {m0, shift};
+            CHECK(ddq_rq_x86_exact(m, limit), "exact at |acc| <= %lld, shift %d", (long long)limit, shift);
+            if (shift >= 0)
+                CHECK(!ddq_rq_x86_exact(m, limit + 1), "not exact past the domain, shift %d", shift);
+            int32_t acc[37];
+            uint8_t got[37];
+            for (int round = 0; round < 24; round++) {
+                for (int k = 0; k < 37; k++) {
+                    int64_t v = round < 2 ? (k % 2 ? limit : -limit - (shift < 0)) + (k / 2) * (k % 2 ? -1 : 1)
+                                          : test_accumulator((round + k) % 6, m0, t);
+                    if (v > limit || v < -limit - (shift < 0)) v = v % (limit + 1); /* inside the domain */
+                    acc[k] = (int32_t)v;
+                }
+                for (size_t gi = 0; gi < sizeof grids / sizeof grids[0]; gi++) {
+                    ddq_requantize_codes__avx2(acc, 37, m, grids[gi].zp, grids[gi].lo, grids[gi].hi, got);
+                    for (int k = 0; k < 37; k++) {
+                        const int32_t want = ddq_clamp_code(ddq_mbqm(acc[k], m), grids[gi].zp, grids[gi].lo,
+                                                            grids[gi].hi);
+                        checked++;
+                        if (got[k] != want && bad++ < 5)
+                            CHECK(0, "x86 requant acc %d m0 %d shift %d zp %d: %d, scalar %d", acc[k], m0, shift,
+                                  grids[gi].zp, got[k], want);
+                    }
+                }
+            }
+        }
+    }
+    CHECK(bad == 0, "%ld of %ld x86 requantizations differ", bad, checked);
+}
+
+/* The x86 set's GEMM plans (prepare__x86.c) of every GEMM conv2d of a bundle, against a direct
+ * computation from the int8 weights: a block of 4 channels takes maddubs exactly when, for
+ * every channel, group of 4 taps and pair of taps in it, the interval bound of the pair's
+ * products (w · v, v ∈ [qmin, qmax]: the unsigned panel) lies in int16; its runs cover every
+ * group, each the longest whose per-pair-lane bound lies in int16. Prints how many blocks take
+ * which kernel. */
+static void interval_pair(const int8_t *w, int64_t K, int64_t o, int64_t k0, int64_t lo, int64_t hi, int64_t *mn,
+                          int64_t *mx) {
+    for (int64_t k = k0; k < k0 + 2 && k < K; k++) {
+        const int64_t a = w[o * K + k] * lo, b = w[o * K + k] * hi;
+        *mn += a < b ? a : b;
+        *mx += a < b ? b : a;
+    }
+}
+
+static void test_x86_gemm_plans(const char *path) {
+    ddq_model *model = NULL;
+    ddq_error error;
+    if (ddq_model_load_file(path, &model, &error) != DDQ_OK) {
+        CHECK(0, "%s", error.message);
+        return;
+    }
+    long blocks[2] = {0, 0}, runs_total = 0;
+    int convs = 0;
+    for (uint32_t i = 0; i < model->op_count; i++) {
+        const ddq_op *op = &model->ops[i];
+        const ddq_tensor *xt = &model->tensors[op->inputs[0]], *wt = &model->tensors[op->inputs[1]];
+        if (op->kind != DDQ_OP_CONV2D || ddq_conv_path(op, xt, wt) != DDQ_CONV_GEMM) continue;
+        ddq_x86_gemm *g = ddq_kernels_x86.prepare(model, op);
+        CHECK(g != NULL && g->path == DDQ_CONV_GEMM, "%s: op %u not prepared", path, i);
+        if (!g) continue;
+        convs++;
+        const ddq_gemm_plan *p = g->plan;
+        const int64_t O = wt->shape[0], K = wt->elements / O, KG = (K + 3) / 4, lo = xt->qmin, hi = xt->qmax;
+        const int8_t *w = wt->data;
+        for (int64_t b = 0; b * 4 < O; b++) {
+            int fits = 1;
+            for (int64_t o = 4 * b; o < 4 * b + 4 && o < O; o++)
+                for (int64_t k0 = 0; k0 < K; k0 += 2) {
+                    int64_t mn = 0, mx = 0;
+                    interval_pair(w, K, o, k0, lo, hi, &mn, &mx);
+                    fits &= mn >= INT16_MIN && mx <= INT16_MAX;
+                }
+            CHECK(p->kernel[b] == (fits ? DDQ_X86_MADDUBS : DDQ_X86_MADD), "%s: op %u block %ld: kernel %d",
+                  path, i, (long)b, p->kernel[b]);
+            blocks[p->kernel[b]]++;
+            if (!fits) continue;
+            int64_t g0 = 0, r = p->run_begin[b];
+            while (g0 < KG) { /* the greedy runs, found again */
+                int64_t mn[4][2] = {{0}}, mx[4][2] = {{0}}, g1 = g0;
+                for (; g1 < KG; g1++) {
+                    int64_t nmn[4][2], nmx[4][2];
+                    int ok = 1;
+                    memcpy(nmn, mn, sizeof mn);
+                    memcpy(nmx, mx, sizeof mx);
+                    for (int64_t o = 4 * b; o < 4 * b + 4 && o < O; o++)
+                        for (int h = 0; h < 2; h++) {
+                            interval_pair(w, K, o, 4 * g1 + 2 * h, lo, hi, &nmn[o - 4 * b][h], &nmx[o - 4 * b][h]);
+                            ok &= nmn[o - 4 * b][h] >= INT16_MIN && nmx[o - 4 * b][h] <= INT16_MAX;
+                        }
+                    if (!ok) break;
+                    memcpy(mn, nmn, sizeof mn);
+                    memcpy(mx, nmx, sizeof mx);
+                }
+                CHECK(r < p->run_begin[b + 1] && p->runs[r].length == g1 - g0,
+                      "%s: op %u block %ld run %ld: length %d, expected %ld", path, i, (long)b, (long)r,
+                      r < p->run_begin[b + 1] ? p->runs[r].length : -1, (long)(g1 - g0));
+                g0 = g1;
+                r++;
+            }
+            CHECK(r == p->run_begin[b + 1], "%s: op %u block %ld: %ld runs, expected %ld", path, i, (long)b,
+                  (long)(p->run_begin[b + 1] - p->run_begin[b]), (long)(r - p->run_begin[b]));
+            runs_total += r - p->run_begin[b];
+        }
+        ddq_kernels_x86.release(g);
+    }
+    printf("%s: x86 GEMM blocks of 4 channels in %d convolutions: maddubs %ld (%ld runs), madd %ld\n", path, convs,
+           blocks[DDQ_X86_MADDUBS], runs_total, blocks[DDQ_X86_MADD]);
+    ddq_model_free(model);
 }
 #endif
 
@@ -725,13 +863,23 @@ int main(int argc, char **argv) {
 #if defined(__aarch64__)
     test_neon_requantization();
     test_neon_fast_requantization();
-    test_neon_elementwise();
+    test_elementwise(&ddq_kernels_neon);
+#endif
+#if defined(__x86_64__)
+    const int x86 = kernel_set_runs("x86");
+    if (x86) {
+        test_x86_requantization();
+        test_elementwise(&ddq_kernels_x86);
+    }
 #endif
     test_run_and_threads();
     for (int i = 1; i < argc; i++) test_bundle_kernel_sets(argv[i]);
     for (int i = 1; i < argc; i++) test_acc16_plan(argv[i]);
 #if defined(__aarch64__)
     for (int i = 1; i < argc; i++) test_pairs_plans(argv[i]);
+#endif
+#if defined(__x86_64__)
+    for (int i = 1; x86 && i < argc; i++) test_x86_gemm_plans(argv[i]);
 #endif
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);
