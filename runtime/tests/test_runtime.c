@@ -250,6 +250,57 @@ static int32_t test_accumulator(int kind, int32_t m0, int t) {
     }
 }
 
+/* A SIMD requantization of n accumulators: out[i] = clamp(MBQM(acc[i]) + zp, lo, hi). */
+typedef void (*requantize_fn)(const int32_t *acc, int64_t n, ddq_multiplier m, int32_t zp, int32_t lo, int32_t hi,
+                              uint8_t *out);
+
+/* A fast SIMD requantization (neon's SQDMULH/SRSHL form, x86's 64-bit lanes) against
+ * ddq_mbqm / ddq_clamp_code on the domain their preparation admits them for, |acc| · 2^l < 2^31
+ * with l = max(0, shift + 1): every shift, the multipliers' extremes, accumulators at the
+ * domain's ends, ties and random ones, output zero points and ranges at both ends; and the
+ * preparation's verdict (`admits`) at the domain's edge and one past it. */
+static void check_fast_requantization(const char *name, requantize_fn requantize,
+                                      int (*admits)(ddq_multiplier m, int64_t bound)) {
+    static const struct { int32_t zp, lo, hi; } grids[] = {
+        {0, 0, 255}, {255, 0, 255}, {128, 3, 200}, {40, 0, 15}, {7, 7, 7}, {255, 255, 255}};
+    long checked = 0, bad = 0;
+    for (int32_t shift = -31; shift <= 30; shift++) {
+        const int t = 31 - shift, l = shift >= 0 ? shift + 1 : 0;
+        const int64_t limit = (((int64_t)1 << 31) - 1) >> l; /* the largest |acc| admitted */
+        for (int mi = 0; mi < 6; mi++) {
+            const int32_t m0 = mi == 0   ? 1 << 30
+                               : mi == 1 ? INT32_MAX
+                               : mi == 2 ? (1 << 30) + 1
+                                         : (int32_t)((1u << 30) | (uint32_t)(next_random() & 0x3FFFFFFF));
+            const ddq_multiplier m = {m0, shift};
+            CHECK(admits(m, limit), "%s: admitted at |acc| <= %lld, shift %d", name, (long long)limit, shift);
+            if (l > 0) CHECK(!admits(m, limit + 1), "%s: refused past the domain, shift %d", name, shift);
+            for (int round = 0; round < 24; round++) {
+                int32_t acc[37];
+                uint8_t got[37];
+                for (int k = 0; k < 37; k++) {
+                    int64_t a = round < 2 ? (k % 2 ? limit : -limit) + (k / 2) * (k % 2 ? -1 : 1)
+                                          : test_accumulator((round + k) % 6, m0, t);
+                    if (a > limit || a < -limit) a = a % (limit + 1); /* inside the domain */
+                    acc[k] = (int32_t)a;
+                }
+                for (size_t gi = 0; gi < sizeof grids / sizeof grids[0]; gi++) {
+                    requantize(acc, 37, m, grids[gi].zp, grids[gi].lo, grids[gi].hi, got);
+                    for (int k = 0; k < 37; k++) {
+                        const int32_t want = ddq_clamp_code(ddq_mbqm(acc[k], m), grids[gi].zp, grids[gi].lo,
+                                                            grids[gi].hi);
+                        checked++;
+                        if (got[k] != want && bad++ < 5)
+                            CHECK(0, "%s: acc %d m0 %d shift %d zp %d: %d, scalar %d", name, acc[k], m0, shift,
+                                  grids[gi].zp, got[k], want);
+                    }
+                }
+            }
+        }
+    }
+    CHECK(bad == 0, "%ld of %ld %s requantizations differ", bad, checked, name);
+}
+
 #if defined(__aarch64__)
 /* The NEON requantization (SMULL + SRSHL by −t + saturating narrows, mbqm__neon.h) against
  * ddq_mbqm / ddq_clamp_code: every shift, extreme and random m0, accumulators at the int32
@@ -319,60 +370,30 @@ static void test_neon_requantization(void) {
     CHECK(bad == 0, "%ld of %ld NEON requantizations differ", bad, checked);
 }
 
-/* The fast form (SQDMULH/SRSHL, gemm_plan.h) against the scalar requantization on the domain the
- * plan admits it for, |acc| · 2^l < 2^31: every shift, the multipliers' extremes, accumulators at
- * the domain's ends, ties and random ones; and ddq_requant_plan_init's verdict at the edge of that
- * domain (a bound one past it turns the fast form off). */
-static void test_neon_fast_requantization(void) {
-    static const struct { int32_t zp, lo, hi; } grids[] = {{0, 0, 255}, {255, 0, 255}, {128, 3, 200}, {40, 0, 15}};
-    long checked = 0, bad = 0;
-    for (int32_t shift = -31; shift <= 30; shift++) {
-        const int t = 31 - shift, l = shift >= 0 ? shift + 1 : 0;
-        const int64_t limit = (((int64_t)1 << 31) - 1) >> l; /* the largest |acc| admitted */
-        for (int mi = 0; mi < 6; mi++) {
-            const int32_t m0 = mi == 0   ? 1 << 30
-                               : mi == 1 ? INT32_MAX
-                               : mi == 2 ? (1 << 30) + 1
-                                         : (int32_t)((1u << 30) | (uint32_t)(next_random() & 0x3FFFFFFF));
-            const ddq_multiplier m = {m0, shift};
-            ddq_requant_plan rq;
-            int64_t bound = limit;
-            CHECK(ddq_requant_plan_init(&rq, &m, &bound, 1) && rq.fast, "fast at |acc| ≤ %lld, shift %d",
-                  (long long)limit, shift);
-            for (int round = 0; round < 48; round++) {
-                int32_t acc[8];
-                for (int k = 0; k < 8; k++) {
-                    int64_t a = round < 2 ? (k % 2 ? limit : -limit) + (k / 2) * (k % 2 ? -1 : 1)
-                                          : test_accumulator((round + k) % 6, m0, t);
-                    if (a > limit || a < -limit) a = a % (limit + 1); /* inside the domain */
-                    acc[k] = (int32_t)a;
-                }
-                for (size_t gi = 0; gi < sizeof grids / sizeof grids[0]; gi++) {
-                    const ddq_requant_fast r = ddq_requant_fast_same(&rq, 0, grids[gi].zp, grids[gi].lo, grids[gi].hi);
-                    uint8_t got[8];
-                    vst1_u8(got, ddq_requantize_fast_neon(vld1q_s32(acc), vld1q_s32(acc + 4), &r));
-                    for (int k = 0; k < 8; k++) {
-                        const int32_t want = ddq_clamp_code(ddq_mbqm(acc[k], m), grids[gi].zp, grids[gi].lo,
-                                                            grids[gi].hi);
-                        checked++;
-                        if (got[k] != want && bad++ < 5)
-                            CHECK(0, "fast requant acc %d m0 %d shift %d zp %d: neon %d, scalar %d", acc[k], m0, shift,
-                                  grids[gi].zp, got[k], want);
-                    }
-                }
-            }
-            ddq_requant_plan_free(&rq);
-            if (l > 0) {
-                bound = limit + 1;
-                CHECK(ddq_requant_plan_init(&rq, &m, &bound, 1) && !rq.fast, "not fast past the domain, shift %d",
-                      shift);
-                ddq_requant_plan_free(&rq);
-            }
-        }
+/* The fast form (SQDMULH/SRSHL, gemm_plan.h) on eight lanes at a time, and
+ * ddq_requant_plan_init's verdict on it. */
+static void neon_fast_requantize(const int32_t *acc, int64_t n, ddq_multiplier m, int32_t zp, int32_t lo, int32_t hi,
+                                 uint8_t *out) {
+    ddq_requant_plan rq;
+    int64_t bound = 0;
+    if (!ddq_requant_plan_init(&rq, &m, &bound, 1)) return;
+    const ddq_requant_fast r = ddq_requant_fast_same(&rq, 0, zp, lo, hi);
+    for (int64_t i = 0; i < n; i += 8) {
+        int32_t a[8] = {0};
+        uint8_t y[8];
+        memcpy(a, acc + i, (size_t)(n - i < 8 ? n - i : 8) * sizeof *a);
+        vst1_u8(y, ddq_requantize_fast_neon(vld1q_s32(a), vld1q_s32(a + 4), &r));
+        memcpy(out + i, y, (size_t)(n - i < 8 ? n - i : 8));
     }
-    CHECK(bad == 0, "%ld of %ld fast NEON requantizations differ", bad, checked);
+    ddq_requant_plan_free(&rq);
 }
 
+static int neon_fast_admits(ddq_multiplier m, int64_t bound) {
+    ddq_requant_plan rq;
+    const int fast = ddq_requant_plan_init(&rq, &m, &bound, 1) && rq.fast;
+    ddq_requant_plan_free(&rq);
+    return fast;
+}
 #endif
 
 /* A SIMD set's add and requantize (neon: add__neon.c, which folds add's 2^20 pre-scale into the
@@ -429,54 +450,6 @@ static void test_elementwise(const ddq_kernel_set *set) {
 }
 
 #if defined(__x86_64__)
-/* The x86 set's vector requantization (requant__avx2.h, through ddq_requantize_codes__avx2)
- * against ddq_mbqm / ddq_clamp_code on the domain prepare admits it for (ddq_rq_x86_exact):
- * every shift, the multipliers' extremes, accumulators at the domain's ends (the int32 limits
- * for shift < 0), exact ties and random ones, output zero points and ranges at both ends; and
- * the verdict of ddq_rq_x86_exact one past the domain. */
-static void test_x86_requantization(void) {
-    static const struct { int32_t zp, lo, hi; } grids[] = {
-        {0, 0, 255}, {255, 0, 255}, {128, 3, 200}, {7, 7, 7}, {40, 0, 15}, {255, 255, 255}};
-    long checked = 0, bad = 0;
-    for (int32_t shift = -31; shift <= 30; shift++) {
-        const int t = 31 - shift;
-        /* the largest |acc| admitted: every int32 for shift < 0, else |acc| · 2^(shift + 1) < 2^31 */
-        const int64_t limit = shift < 0 ? INT32_MAX : (((int64_t)1 << 31) - 1) >> (shift + 1);
-        for (int mi = 0; mi < 6; mi++) {
-            const int32_t m0 = mi == 0   ? 1 << 30
-                               : mi == 1 ? INT32_MAX
-                               : mi == 2 ? (1 << 30) + 1
-                                         : (int32_t)((1u << 30) | (uint32_t)(next_random() & 0x3FFFFFFF));
-            const ddq_multiplier m = {m0, shift};
-            CHECK(ddq_rq_x86_exact(m, limit), "exact at |acc| <= %lld, shift %d", (long long)limit, shift);
-            if (shift >= 0)
-                CHECK(!ddq_rq_x86_exact(m, limit + 1), "not exact past the domain, shift %d", shift);
-            int32_t acc[37];
-            uint8_t got[37];
-            for (int round = 0; round < 24; round++) {
-                for (int k = 0; k < 37; k++) {
-                    int64_t v = round < 2 ? (k % 2 ? limit : -limit - (shift < 0)) + (k / 2) * (k % 2 ? -1 : 1)
-                                          : test_accumulator((round + k) % 6, m0, t);
-                    if (v > limit || v < -limit - (shift < 0)) v = v % (limit + 1); /* inside the domain */
-                    acc[k] = (int32_t)v;
-                }
-                for (size_t gi = 0; gi < sizeof grids / sizeof grids[0]; gi++) {
-                    ddq_requantize_codes__avx2(acc, 37, m, grids[gi].zp, grids[gi].lo, grids[gi].hi, got);
-                    for (int k = 0; k < 37; k++) {
-                        const int32_t want = ddq_clamp_code(ddq_mbqm(acc[k], m), grids[gi].zp, grids[gi].lo,
-                                                            grids[gi].hi);
-                        checked++;
-                        if (got[k] != want && bad++ < 5)
-                            CHECK(0, "x86 requant acc %d m0 %d shift %d zp %d: %d, scalar %d", acc[k], m0, shift,
-                                  grids[gi].zp, got[k], want);
-                    }
-                }
-            }
-        }
-    }
-    CHECK(bad == 0, "%ld of %ld x86 requantizations differ", bad, checked);
-}
-
 /* The x86 set's GEMM plans (prepare__x86.c) of every GEMM conv2d of a bundle, against a direct
  * computation from the int8 weights: a block of 4 channels takes maddubs exactly when, for
  * every channel, group of 4 taps and pair of taps in it, the interval bound of the pair's
@@ -862,13 +835,13 @@ int main(int argc, char **argv) {
     test_pinned_bundle();
 #if defined(__aarch64__)
     test_neon_requantization();
-    test_neon_fast_requantization();
+    check_fast_requantization("neon fast form", neon_fast_requantize, neon_fast_admits);
     test_elementwise(&ddq_kernels_neon);
 #endif
 #if defined(__x86_64__)
     const int x86 = kernel_set_runs("x86");
     if (x86) {
-        test_x86_requantization();
+        check_fast_requantization("x86", ddq_requantize_codes__avx2, ddq_rq_x86_exact);
         test_elementwise(&ddq_kernels_x86);
     }
 #endif
