@@ -289,7 +289,7 @@ def _acc8_cases(rng: np.random.Generator) -> list[KernelCase]:
 
 
 def _x86_cases(rng: np.random.Generator) -> list[KernelCase]:
-    """The x86 set's GEMM on groups of 4 taps (conv_gemm_4x8c4__avx2.c) at its bounds. Its panel
+    """The x86 set's GEMM on groups of 4 taps (conv_gemm_4x16c4__avx2.c) at its bounds. Its panel
     holds unsigned codes (c = 0) and maddubs adds a pair of taps (4g, 4g + 1 or 4g + 2, 4g + 3)
     into an int16 lane with saturation, so a block of 4 channels takes it only if no pair's
     bound leaves int16: with inputs at 255, weights (127, 1) make 32640, the largest pair an

@@ -39,10 +39,10 @@ void ddq_add__avx2(const ddq_op_args *a, int64_t begin, int64_t end) {
         __m256i a0, a1, b0, b1;
         prescaled(_mm_loadu_si128((const __m128i *)(x0 + i)), zpa, &a0, &a1);
         prescaled(_mm_loadu_si128((const __m128i *)(x1 + i)), zpb, &b0, &b1);
-        const __m256i s0 = _mm256_add_epi32(ddq_mbqm_zp_avx2(a0, &ra), ddq_mbqm_zp_avx2(b0, &rb));
-        const __m256i s1 = _mm256_add_epi32(ddq_mbqm_zp_avx2(a1, &ra), ddq_mbqm_zp_avx2(b1, &rb));
+        const __m256i s0 = _mm256_add_epi32(ddq_mbqm_zp_avx2(a0, &ra, 1), ddq_mbqm_zp_avx2(b0, &rb, 1));
+        const __m256i s1 = _mm256_add_epi32(ddq_mbqm_zp_avx2(a1, &ra, 1), ddq_mbqm_zp_avx2(b1, &rb, 1));
         _mm_storeu_si128((__m128i *)(y + i),
-                         ddq_narrow16_avx2(ddq_mbqm_zp_avx2(s0, &ro), ddq_mbqm_zp_avx2(s1, &ro), lo, hi));
+                         ddq_narrow16_avx2(ddq_mbqm_zp_avx2(s0, &ro, 1), ddq_mbqm_zp_avx2(s1, &ro, 1), lo, hi));
     }
     if (i < end) ddq_add__reference(a, i, end);
 }

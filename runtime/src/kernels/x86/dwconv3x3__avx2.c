@@ -89,23 +89,53 @@ size_t ddq_dw_scratch_bytes__x86(const ddq_model *model, const ddq_op *op) {
 
 /* ------------------------------------------------------------------------------ the fill */
 
-/* Channel plane x (H × W) into T as x − c: its rows y1 and columns x1 that the outputs read, at
- * padded row pt and column pl (stride 2 across: even padded columns to the row's first half,
- * odd ones to its second). */
-static void fill_plane(const uint8_t *x, int64_t W, int64_t y1, int64_t x1, int64_t pt, int64_t pl, int64_t sx,
-                       int64_t pitch, int16_t c, int16_t *T) {
+/* n (≤ 32) bytes from s, loaded whole where the input's bytes go on to x_end (the bytes past the
+ * row are overwritten by the caller), else through a copy. */
+static inline __m256i load_codes(const uint8_t *s, const uint8_t *x_end, int64_t n) {
+    if (s + 32 <= x_end) return _mm256_loadu_si256((const __m256i *)s);
+    uint8_t t[32] = {0};
+    const int64_t m = n < 32 ? n : 32;
+    memcpy(t, s, (size_t)(x_end - s < m ? x_end - s : m));
+    return _mm256_loadu_si256((const __m256i *)t);
+}
+
+/* Channel plane x (H × W; the input ends at x_end) into T as x − c: its rows y1 and columns x1
+ * that the outputs read, at padded row pt and column pl. Stride 1 across: 16 codes
+ * zero-extended per store. Stride 2: even padded columns to the row's first half, odd ones to
+ * its second; 32 codes per step, read as 16 int16 lanes of a pair each, whose low bytes (the
+ * first of the pair) and high bytes are the two halves. A row's last store runs past its x1
+ * columns into the right padding (the plane has 16 columns of slack); one store of pad values
+ * after the row (in each half) restores it. */
+static void fill_plane(const uint8_t *x, const uint8_t *x_end, int64_t W, int64_t y1, int64_t x1, int64_t pt,
+                       int64_t pl, int64_t sx, int64_t pitch, int16_t c, int16_t pad, int16_t *T) {
+    const __m256i cv = _mm256_set1_epi16(c), low = _mm256_set1_epi16(0xFF), padv = _mm256_set1_epi16(pad);
     for (int64_t iy = 0; iy < y1; iy++) {
         const uint8_t *s = x + iy * W;
         int16_t *d = T + (pt + iy) * pitch;
         if (sx == 1) {
-            for (int64_t ix = 0; ix < x1; ix++) d[pl + ix] = (int16_t)(s[ix] - c);
+            for (int64_t ix = 0; ix < x1; ix += 16) {
+                const __m128i v = _mm256_castsi256_si128(load_codes(s + ix, x_end, x1 - ix));
+                _mm256_storeu_si256((__m256i *)(d + pl + ix), _mm256_sub_epi16(_mm256_cvtepu8_epi16(v), cv));
+            }
+            _mm256_storeu_si256((__m256i *)(d + pl + x1), padv);
             continue;
         }
-        /* padded column q = pl + ix goes to d[q / 2] (even q) or d[pitch / 2 + q / 2] (odd q) */
-        const int64_t e0 = pl & 1; /* the first ix whose padded column is even */
-        int16_t *even = d + (pl + e0) / 2, *odd = d + pitch / 2 + (pl + 1 - e0) / 2;
-        for (int64_t k = 0; e0 + 2 * k < x1; k++) even[k] = (int16_t)(s[e0 + 2 * k] - c);
-        for (int64_t k = 0; 1 - e0 + 2 * k < x1; k++) odd[k] = (int16_t)(s[1 - e0 + 2 * k] - c);
+        /* padded column q = pl + ix goes to d[q / 2] (even q) or odd[q / 2] (odd q) */
+        int16_t *odd = d + pitch / 2;
+        int64_t ix = 0;
+        if (pl & 1) { /* column 0 is odd: then pairs (even, odd) start at column 1 */
+            odd[pl / 2] = (int16_t)(s[0] - c);
+            ix = 1;
+        }
+        for (; ix < x1; ix += 32) {
+            const __m256i v = load_codes(s + ix, x_end, x1 - ix);
+            const int64_t q = (pl + ix) / 2;
+            _mm256_storeu_si256((__m256i *)(d + q), _mm256_sub_epi16(_mm256_and_si256(v, low), cv));
+            _mm256_storeu_si256((__m256i *)(odd + q), _mm256_sub_epi16(_mm256_srli_epi16(v, 8), cv));
+        }
+        const int64_t q0 = pl + x1; /* the first padded column right of the row */
+        _mm256_storeu_si256((__m256i *)(d + (q0 + 1) / 2), padv);
+        _mm256_storeu_si256((__m256i *)(odd + q0 / 2), padv);
     }
 }
 
@@ -115,6 +145,7 @@ typedef struct dw_taps {
     __m256i w[9];    /* ACC9: each weight in every lane; PAIRS: w[0…4] the pairs (w0, w1) … (w8, 0) */
     __m256i bias;
     ddq_rq_avx2 rq;
+    int lshift; /* the requantization's l > 0 */
     __m128i lo, hi;
 } dw_taps;
 
@@ -158,7 +189,8 @@ DDQ_ALWAYS_INLINE void channel(const int16_t *T, int64_t pitch, int64_t OH, int6
             sums16(r, half, q, &a, &b, sx, mode);
             uint8_t out[16];
             if (vector_rq) {
-                const __m128i v = ddq_narrow16_avx2(ddq_mbqm_zp_avx2(a, &q->rq), ddq_mbqm_zp_avx2(b, &q->rq), q->lo, q->hi);
+                const __m128i v = ddq_narrow16_avx2(ddq_mbqm_zp_avx2(a, &q->rq, q->lshift),
+                                                    ddq_mbqm_zp_avx2(b, &q->rq, q->lshift), q->lo, q->hi);
                 if (count == 16) {
                     _mm_storeu_si128((__m128i *)(y + oy * OW + xs), v);
                     continue;
@@ -204,6 +236,7 @@ void ddq_dwconv3x3__avx2(const ddq_op_args *a, int64_t begin, int64_t end) {
     /* the input rows and columns that land inside the rows × cols the outputs read */
     const int64_t y1 = H < g.rows - pt ? H : g.rows - pt, x1 = W < g.cols - pl ? W : g.cols - pl;
     const int16_t c = (int16_t)p->offset;
+    const uint8_t *x_end = (const uint8_t *)a->x[0] + xt->shape[1] * H * W;
     int16_t *T = a->scratch;
     const int16_t pad = (int16_t)(xt->zero_point - p->offset);
     for (int64_t i = 0; i < g.rows * pitch; i++) T[i] = pad;
@@ -212,7 +245,7 @@ void ddq_dwconv3x3__avx2(const ddq_op_args *a, int64_t begin, int64_t end) {
     q.hi = _mm_set1_epi8((char)op->act_max);
     for (int64_t o = begin; o < end; o++) {
         const dw_channel *ch = &p->ch[o];
-        fill_plane((const uint8_t *)a->x[0] + o * H * W, W, y1, x1, pt, pl, sx, pitch, c, T);
+        fill_plane((const uint8_t *)a->x[0] + o * H * W, x_end, W, y1, x1, pt, pl, sx, pitch, c, pad, T);
         if (ch->mode == DW_ACC9) {
             for (int k = 0; k < 9; k++) q.w[k] = _mm256_set1_epi16(ch->w[k]);
         } else {
@@ -222,6 +255,7 @@ void ddq_dwconv3x3__avx2(const ddq_op_args *a, int64_t begin, int64_t end) {
         }
         q.bias = _mm256_set1_epi32(ch->bias);
         q.rq = ddq_rq_avx2_load(&ch->rq);
+        q.lshift = ch->rq.lshift > 0;
         CHANNEL_FNS[sx - 1][ch->mode](T, pitch, OH, OW, sy, &q, op->channel_multipliers[o], op, yt->zero_point,
                                       (uint8_t *)a->y + o * OH * OW, ch->exact_rq);
     }

@@ -6,12 +6,14 @@
 #include "x86.h"
 
 ddq_rq_x86 ddq_rq_x86_of(ddq_multiplier m, int32_t zp) {
-    const int t = 31 - m.shift;
+    const int t = 31 - m.shift, l = t < 32 ? 32 - t : 0, u = t + l;
     ddq_rq_x86 q;
     q.m0 = m.m0;
-    q.t = t;
-    q.rnd = (int64_t)(((uint64_t)1 << 62) + ((uint64_t)1 << (t - 1)));
-    q.add = (int32_t)((uint32_t)zp - (uint32_t)(((uint64_t)1 << (62 - t)) & 0xFFFFFFFFu));
+    q.lshift = l;
+    q.u = u;
+    q.u_odd = u - 32;
+    q.rnd = (int64_t)(((uint64_t)1 << 62) + ((uint64_t)1 << (u - 1)));
+    q.add = (int32_t)((uint32_t)zp - (uint32_t)(((uint64_t)1 << (62 - u)) & 0xFFFFFFFFu));
     return q;
 }
 
@@ -45,6 +47,7 @@ void *ddq_gemm_prepare__x86(const ddq_model *model, const ddq_op *op) {
     for (int64_t o = 0; o < channels; o++) {
         const ddq_multiplier m = o < p->O ? op->channel_multipliers[o] : (ddq_multiplier){0, 0};
         g->rq[o] = ddq_rq_x86_of(m, yt->zero_point);
+        g->lshift_any |= g->rq[o].lshift > 0;
         if (o < p->O && !ddq_rq_x86_exact(m, ddq_accumulator_bound(xt, wt, bt, o))) g->exact_rq = 0;
     }
     int64_t used = 0;

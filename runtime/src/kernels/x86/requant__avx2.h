@@ -2,20 +2,26 @@
  *
  *   out = clamp(MBQM(acc) + zp, act_min, act_max),  MBQM(x) = (x · m0 + 2^(t−1)) >> t,  t = 31 − shift ∈ [1, 62]
  *
- * AVX2 multiplies int32 into int64 only on the even lanes (_mm256_mul_epi32) and has no 64-bit
- * arithmetic right shift, so the odd lanes are moved down first and the shift is a logical one
- * (_mm256_srlv_epi64) of a sum made non-negative: with P = x · m0 (|P| < 2^62 for int32 x and
- * m0 < 2^31),
+ * AVX2 multiplies int32 into int64 only in the low half of each 64-bit lane
+ * (_mm256_mul_epi32) and has no 64-bit arithmetic right shift. So:
  *
- *   (P + 2^62 + 2^(t−1)) >> t  =  MBQM(x) + 2^(62−t)
+ * - For t < 32 (shift ≥ 0) the accumulator is first shifted left by l = 32 − t, which leaves
+ *   MBQM unchanged (x · 2^l · m0 / 2^(t+l)) and needs x · 2^l inside int32, so u = t + l ≥ 32.
+ * - With P = x · 2^l · m0 (|P| < 2^62), (P + 2^62 + 2^(u−1)) >> u = MBQM(x) + 2^(62−u) exactly
+ *   (2^62 is a multiple of 2^u) and 0 ≤ P + 2^62 + 2^(u−1) < 2^64, so a logical shift of the
+ *   unsigned sum (_mm256_srlv_epi64) is the floor.
+ * - The even lanes are multiplied in place and shifted by u: the result's low 32 bits are in
+ *   the lane's low half. The odd lanes are moved down (_mm256_shuffle_epi32), multiplied and
+ *   shifted by u − 32 ≥ 0, which leaves the same 32 bits in the high half; one blend joins them.
+ * - Those bits are MBQM(x) + 2^(62−u) mod 2^32; adding zp − 2^(62−u) mod 2^32 (ddq_rq_x86.add)
+ *   gives MBQM(x) + zp mod 2^32, which is MBQM(x) + zp itself wherever that fits int32. It does
+ *   when |MBQM(x)| ≤ 2^30 + 1: always for shift < 0 (|P| / 2^u < 2^(62−u) ≤ 2^30), and for
+ *   shift ≥ 0 when |x| · 2^(shift+1) < 2^31, which also keeps x · 2^l in int32 and which prepare
+ *   proves from the loader's accumulator bound (ddq_rq_x86_exact, the domain of the fast form of
+ *   gemm_plan.h); ops outside it requantize with the scalar code.
  *
- * exactly (2^62 is a multiple of 2^t), and 0 ≤ P + 2^62 + 2^(t−1) < 2^64, so the logical shift
- * of the unsigned sum is the floor. Only its low 32 bits are kept: they are MBQM(x) + 2^(62−t)
- * mod 2^32, and adding zp − 2^(62−t) mod 2^32 (ddq_rq_x86.add) gives MBQM(x) + zp mod 2^32, which
- * is MBQM(x) + zp itself wherever that fits int32. It does when |MBQM(x)| ≤ 2^30 + 1: always
- * for shift < 0 (|P| / 2^t < 2^(62−t) ≤ 2^30), and for shift ≥ 0 when |x| · 2^(shift+1) < 2^31,
- * which prepare proves from the loader's accumulator bound (ddq_rq_x86_exact, the same domain as
- * the fast form of gemm_plan.h); ops outside it requantize with the scalar code.
+ * Per eight lanes that is two multiplies and two variable shifts on the multiply ports, plus a
+ * shuffle, two 64-bit adds, a blend and a 32-bit add (and a shift for t < 32).
  *
  * The narrowing to bytes saturates (int32 → int16 → uint8): a value outside int16 becomes
  * ±32767 / −32768 and then 255 / 0, on the same side of [act_min, act_max] ⊆ [0, 255] as the
@@ -29,20 +35,23 @@
 
 /* A channel's constants, each in every lane. */
 typedef struct ddq_rq_avx2 {
-    __m256i m0, rnd, t, add;
+    __m256i m0, rnd, u, u_odd, add, lshift;
 } ddq_rq_avx2;
 
 static inline ddq_rq_avx2 ddq_rq_avx2_load(const ddq_rq_x86 *q) {
-    return (ddq_rq_avx2){_mm256_set1_epi32(q->m0), _mm256_set1_epi64x(q->rnd), _mm256_set1_epi64x(q->t),
-                         _mm256_set1_epi32(q->add)};
+    return (ddq_rq_avx2){_mm256_set1_epi32(q->m0),    _mm256_set1_epi64x(q->rnd), _mm256_set1_epi64x(q->u),
+                         _mm256_set1_epi64x(q->u_odd), _mm256_set1_epi32(q->add),  _mm256_set1_epi32(q->lshift)};
 }
 
-/* MBQM(v) + zp on eight int32 lanes (in the domain above). */
-static inline __m256i ddq_mbqm_zp_avx2(__m256i v, const ddq_rq_avx2 *q) {
-    const __m256i even = _mm256_srlv_epi64(_mm256_add_epi64(_mm256_mul_epi32(v, q->m0), q->rnd), q->t);
-    const __m256i odd =
-        _mm256_srlv_epi64(_mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(v, 32), q->m0), q->rnd), q->t);
-    return _mm256_add_epi32(_mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA), q->add);
+/* MBQM(v) + zp on eight int32 lanes (in the domain above); `lshift`: some l may be > 0 (with
+ * l = 0 everywhere the shift is skipped). */
+static inline __attribute__((always_inline)) __m256i ddq_mbqm_zp_avx2(__m256i v, const ddq_rq_avx2 *q,
+                                                                      const int lshift) {
+    if (lshift) v = _mm256_sllv_epi32(v, q->lshift);
+    const __m256i even = _mm256_srlv_epi64(_mm256_add_epi64(_mm256_mul_epi32(v, q->m0), q->rnd), q->u);
+    const __m256i odd = _mm256_srlv_epi64(
+        _mm256_add_epi64(_mm256_mul_epi32(_mm256_shuffle_epi32(v, 0xF5), q->m0), q->rnd), q->u_odd);
+    return _mm256_add_epi32(_mm256_blend_epi32(even, odd, 0xAA), q->add);
 }
 
 /* Sixteen values MBQM + zp (lanes 0–3 | 8–11 in a, 4–7 | 12–15 in b, the order of

@@ -10,7 +10,7 @@
 static inline __m128i requantize16(__m256i d, const ddq_rq_avx2 *r, __m128i lo, __m128i hi) {
     const __m256i d0 = _mm256_srai_epi32(_mm256_unpacklo_epi16(d, d), 16);
     const __m256i d1 = _mm256_srai_epi32(_mm256_unpackhi_epi16(d, d), 16);
-    return ddq_narrow16_avx2(ddq_mbqm_zp_avx2(d0, r), ddq_mbqm_zp_avx2(d1, r), lo, hi);
+    return ddq_narrow16_avx2(ddq_mbqm_zp_avx2(d0, r, 1), ddq_mbqm_zp_avx2(d1, r, 1), lo, hi);
 }
 
 void ddq_requantize__avx2(const ddq_op_args *a, int64_t begin, int64_t end) {
@@ -46,7 +46,7 @@ void ddq_requantize_codes__avx2(const int32_t *acc, int64_t n, ddq_multiplier m,
         const __m256i a1 = _mm256_setr_epi32(acc[i + 4], acc[i + 5], acc[i + 6], acc[i + 7], acc[i + 12],
                                              acc[i + 13], acc[i + 14], acc[i + 15]);
         _mm_storeu_si128((__m128i *)(out + i),
-                         ddq_narrow16_avx2(ddq_mbqm_zp_avx2(a0, &r), ddq_mbqm_zp_avx2(a1, &r), vlo, vhi));
+                         ddq_narrow16_avx2(ddq_mbqm_zp_avx2(a0, &r, 1), ddq_mbqm_zp_avx2(a1, &r, 1), vlo, vhi));
     }
     for (; i < n; i++) out[i] = (uint8_t)ddq_clamp_code(ddq_mbqm(acc[i], m), zp, lo, hi);
 }

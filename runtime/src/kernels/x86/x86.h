@@ -14,28 +14,31 @@
 
 /* ------------------------------------------------------------------- the requantization */
 
-/* Per output channel constants of the vector requantization (requant__avx2.h):
- * MBQM(acc) + zp for t = 31 − shift as (acc · m0 + rnd) >> t on 64-bit lanes, rnd = 2^62 +
- * 2^(t−1), then + add in 32-bit lanes, add = zp − 2^(62−t) (mod 2^32). */
+/* Per output channel constants of the vector requantization (requant__avx2.h): with
+ * t = 31 − shift, l = max(0, 32 − t) and u = t + l ≥ 32, MBQM(acc) + zp as
+ * (acc · 2^l · m0 + rnd) >> u on 64-bit lanes, rnd = 2^62 + 2^(u−1), then + add in 32-bit lanes,
+ * add = zp − 2^(62−u) (mod 2^32). */
 typedef struct ddq_rq_x86 {
     int64_t rnd;
-    int64_t t;
+    int64_t u;      /* the even lanes' shift */
+    int64_t u_odd;  /* u − 32: the odd lanes' shift, which leaves their result in the high half */
     int32_t m0;
     int32_t add;
+    int32_t lshift; /* l */
 } ddq_rq_x86;
 
 /* The constants of multiplier m with output zero point zp. */
 ddq_rq_x86 ddq_rq_x86_of(ddq_multiplier m, int32_t zp);
-/* Whether the vector form is exact for every accumulator |acc| ≤ bound: MBQM(acc) must fit
- * int32 with room for the zero point, which holds for shift < 0 always and otherwise when
- * bound · 2^(shift + 1) < 2^31 (the fast form's domain, ddq_requant_plan_init). */
+/* Whether the vector form is exact for every accumulator |acc| ≤ bound: acc · 2^l must fit
+ * int32, and MBQM(acc) with room for the zero point; both hold for shift < 0 always and
+ * otherwise when bound · 2^(shift + 1) < 2^31 (the fast form's domain, ddq_requant_plan_init). */
 int ddq_rq_x86_exact(ddq_multiplier m, int64_t bound);
 
 /* --------------------------------------------------------------------------- conv2d GEMM */
 
 /* The GEMM on groups of 4 taps (gemm_plan.h: group 4, blocks of 4 output channels, the panel
  * holding x as unsigned bytes, c = 0). Each block takes one of two kernels
- * (conv_gemm_4x8c4__avx2.c), chosen in prepare by the interval bounds (ddq_gemm_plan.kernel):
+ * (conv_gemm_4x16c4__avx2.c), chosen in prepare by the interval bounds (ddq_gemm_plan.kernel):
  *
  * - MADDUBS: _mm256_maddubs_epi16 multiplies unsigned panel bytes by signed weight bytes and
  *   adds each pair of taps into an int16 lane with signed saturation. Admitted for a block
@@ -55,6 +58,7 @@ enum ddq_x86_block_kernel { DDQ_X86_MADDUBS = 0, DDQ_X86_MADD = 1 };
 typedef struct ddq_x86_gemm {
     int path;            /* DDQ_CONV_GEMM */
     int exact_rq;        /* the vector requantization is exact for every channel */
+    int lshift_any;      /* some channel's requantization shifts left first (ddq_rq_x86.lshift) */
     ddq_gemm_plan *plan; /* kernel[b], runs of MADDUBS blocks */
     ddq_rq_x86 *rq;      /* [blocks · 4] */
     int16_t *w16;        /* MADD blocks' weights [blocks][KG][4][4] as int16 (NULL if none) */
@@ -64,7 +68,7 @@ typedef struct ddq_x86_gemm {
 void *ddq_gemm_prepare__x86(const ddq_model *model, const ddq_op *op);
 void ddq_gemm_release__x86(void *prepared);
 size_t ddq_gemm_scratch_bytes__x86(const ddq_model *model, const ddq_op *op);
-void ddq_conv_gemm_4x8c4__avx2(const ddq_op_args *a, int64_t begin, int64_t end);
+void ddq_conv_gemm_4x16c4__avx2(const ddq_op_args *a, int64_t begin, int64_t end);
 
 /* ------------------------------------------------------------------------ depthwise 3×3 */
 

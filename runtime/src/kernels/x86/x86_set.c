@@ -13,7 +13,7 @@ static int x86_available(void) {
 static void conv2d(const ddq_op_args *a, int64_t begin, int64_t end) {
     const int *path = a->prepared;
     if (!path) ddq_conv2d__reference(a, begin, end);
-    else if (*path == DDQ_CONV_GEMM) ddq_conv_gemm_4x8c4__avx2(a, begin, end);
+    else if (*path == DDQ_CONV_GEMM) ddq_conv_gemm_4x16c4__avx2(a, begin, end);
     else ddq_dwconv3x3__avx2(a, begin, end);
 }
 
