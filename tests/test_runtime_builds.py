@@ -3,8 +3,8 @@ the aarch64 cross build under qemu-aarch64 as Cortex-A53, A72 and A76, and the h
 qemu-x86_64 (-cpu max: AVX2, so the x86 set runs even where the machine has no AVX2).
 
 Every kernel set of a build is held to the numpy reference bit for bit on the random grid
-(graph_grid(120), as in tests/test_runtime.py) and on the fast kernels' edge cases: x86 (where
-the CPU has AVX2), generic and reference under the sanitizers, neon, generic and reference
+(graph_grid(120), as in tests/test_runtime.py) and on the fast kernels' edge cases: x86vnni and
+x86 (where the CPU has AVX-VNNI, AVX2), generic and reference under the sanitizers, neon, generic and reference
 under qemu-aarch64, x86, generic and reference under qemu-x86_64.
 
 These need cmake, a C compiler, clang (fuzzer), gcc-aarch64-linux-gnu and qemu-user; `make
@@ -36,8 +36,10 @@ REGRESSIONS = RUNTIME / "tests" / "fuzz_regressions"
 QEMU_CPUS = ("cortex-a53", "cortex-a72", "cortex-a76")
 ARM_SYSROOT = Path("/usr/aarch64-linux-gnu")
 GRID_SIZE = 120
-# x86 builds: the x86 set where this CPU has AVX2 (the QEMU test below runs it regardless)
-HOST_KERNEL_SETS = (("x86",) if "avx2" in cpu_features().split() else ()) + ("generic", "reference")
+# x86 builds: x86vnni where this CPU has AVX-VNNI, x86 where it has AVX2 (the QEMU test below
+# runs x86 regardless; QEMU 7.2 has no AVX-VNNI)
+HOST_KERNEL_SETS = tuple(k for k, f in (("x86vnni", "avxvnni"), ("x86", "avx2")) if f in cpu_features().split()) + (
+    "generic", "reference")
 ARM_KERNEL_SETS = ("neon", "generic", "reference")  # aarch64 builds
 FUZZ_RUNS = 100_000
 # test_runtime's line for the demo model's int16 accumulation plan (prepare__generic.c): every

@@ -25,7 +25,7 @@ extern const ddq_kernel_set ddq_kernels_x86;
 #endif
 
 /* The kernel sets a build can have; those this CPU cannot run are skipped. */
-static const char *const KERNEL_SETS[] = {"neon", "x86", "generic", "reference"};
+static const char *const KERNEL_SETS[] = {"neon", "x86vnni", "x86", "generic", "reference"};
 #define KERNEL_SET_COUNT (sizeof KERNEL_SETS / sizeof KERNEL_SETS[0])
 
 /* ------------------------------------------------------------------ allocation counting */

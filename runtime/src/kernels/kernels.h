@@ -60,5 +60,8 @@ extern const ddq_kernel_set ddq_kernels_neon;    /* aarch64 Advanced SIMD (ARMv8
 #if defined(DDQ_HAVE_X86_KERNELS)
 extern const ddq_kernel_set ddq_kernels_x86;     /* x86-64 AVX2 */
 #endif
+#if defined(DDQ_HAVE_X86VNNI_KERNELS)
+extern const ddq_kernel_set ddq_kernels_x86vnni; /* x86-64 AVX2 + AVX-VNNI */
+#endif
 
 #endif

@@ -23,27 +23,13 @@
  * int32 sums wrap mod 2^32 and end at the exact accumulator (bias + (c − zp)·Σw folded by the
  * plan), which the loader's bound keeps in int32. The requantization is requant__avx2.h where
  * prepare proved it exact, else the scalar ddq_mbqm. */
-#include <string.h>
+#include "conv_gemm_4x16c4.h"
 
-#include "requant__avx2.h"
-
-#define DDQ_ALWAYS_INLINE static inline __attribute__((always_inline))
-#define STEP (DDQ_X86_BLOCK * DDQ_X86_GROUP) /* weight bytes per group of taps */
-
-static inline __m256i broadcast4(const int8_t *w) {
-    int32_t v;
-    memcpy(&v, w, 4);
-    return _mm256_set1_epi32(v);
-}
-
-/* One group of taps (x, w) of 4 channels × 8 · nv pixels: the products started (first) or added
- * into the int16 pair lanes. Named accumulators, not an array: GCC then keeps them in registers
- * without copies. */
 #define GROUP_PRODUCTS(first)                                                                                       \
     do {                                                                                                            \
         const __m256i x0 = _mm256_loadu_si256((const __m256i *)x);                                                  \
         const __m256i x1 = nv == 2 ? _mm256_loadu_si256((const __m256i *)(x + 32)) : x0;                           \
-        const __m256i w0 = broadcast4(w), w1 = broadcast4(w + 4), w2 = broadcast4(w + 8), w3 = broadcast4(w + 12); \
+        const __m256i w0 = ddq_broadcast4(w), w1 = ddq_broadcast4(w + 4), w2 = ddq_broadcast4(w + 8), w3 = ddq_broadcast4(w + 12); \
         s00 = first ? _mm256_maddubs_epi16(x0, w0) : _mm256_add_epi16(s00, _mm256_maddubs_epi16(x0, w0));          \
         s10 = first ? _mm256_maddubs_epi16(x0, w1) : _mm256_add_epi16(s10, _mm256_maddubs_epi16(x0, w1));          \
         s20 = first ? _mm256_maddubs_epi16(x0, w2) : _mm256_add_epi16(s20, _mm256_maddubs_epi16(x0, w2));          \
@@ -55,7 +41,7 @@ static inline __m256i broadcast4(const int8_t *w) {
             s31 = first ? _mm256_maddubs_epi16(x1, w3) : _mm256_add_epi16(s31, _mm256_maddubs_epi16(x1, w3));      \
         }                                                                                                           \
         x += pitch;                                                                                                 \
-        w += STEP;                                                                                                  \
+        w += DDQ_X86_STEP;                                                                                                  \
     } while (0)
 
 /* The int16 sums of one run of `length` groups from x, w (advanced past it) into s[i][v]. Not
@@ -90,23 +76,29 @@ DDQ_ALWAYS_INLINE void tile_maddubs(const int8_t *x, int64_t pitch, const int8_t
 }
 #undef GROUP_PRODUCTS
 
-/* The same with int16 operands (MADD), 8 pixels: w16 holds the block's weights as int16. */
-DDQ_ALWAYS_INLINE void tile_madd(const int8_t *xp, int64_t pitch, const int16_t *w16, int64_t KG,
-                                 const int32_t *bias, __m256i acc[DDQ_X86_BLOCK][2]) {
-    __m256i lo[DDQ_X86_BLOCK], hi[DDQ_X86_BLOCK]; /* pixels 0–3 and 4–7, (pixel, half) per lane */
-    for (int i = 0; i < DDQ_X86_BLOCK; i++) lo[i] = hi[i] = _mm256_setzero_si256();
-    const int8_t *x = xp;
-    for (int64_t g = 0; g < KG; g++, x += pitch, w16 += STEP) {
+/* The same with int16 operands (MADD), 8 pixels: w16 holds the block's weights as int16, acc[i][0]
+ * gets channel i. A function of its own with named accumulators, as run_products. */
+static __attribute__((noinline)) void tile_madd(const int8_t *x, int64_t pitch, const int16_t *w16, int64_t KG,
+                                                const int32_t *bias, __m256i acc[DDQ_X86_BLOCK][2]) {
+    /* pixels 0–3 (l) and 4–7 (h) of channels 0–3, (pixel, half of the group) per lane */
+    __m256i l0 = _mm256_setzero_si256(), l1 = l0, l2 = l0, l3 = l0, h0 = l0, h1 = l0, h2 = l0, h3 = l0;
+    for (int64_t g = 0; g < KG; g++, x += pitch, w16 += DDQ_X86_STEP) {
         const __m256i xl = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)x));
         const __m256i xh = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(x + 16)));
-        for (int i = 0; i < DDQ_X86_BLOCK; i++) {
-            int64_t v;
-            memcpy(&v, w16 + 4 * i, 8);
-            const __m256i wv = _mm256_set1_epi64x(v);
-            lo[i] = _mm256_add_epi32(lo[i], _mm256_madd_epi16(xl, wv));
-            hi[i] = _mm256_add_epi32(hi[i], _mm256_madd_epi16(xh, wv));
-        }
+        int64_t v[DDQ_X86_BLOCK];
+        memcpy(v, w16, sizeof v);
+        const __m256i w0 = _mm256_set1_epi64x(v[0]), w1 = _mm256_set1_epi64x(v[1]);
+        const __m256i w2 = _mm256_set1_epi64x(v[2]), w3 = _mm256_set1_epi64x(v[3]);
+        l0 = _mm256_add_epi32(l0, _mm256_madd_epi16(xl, w0));
+        h0 = _mm256_add_epi32(h0, _mm256_madd_epi16(xh, w0));
+        l1 = _mm256_add_epi32(l1, _mm256_madd_epi16(xl, w1));
+        h1 = _mm256_add_epi32(h1, _mm256_madd_epi16(xh, w1));
+        l2 = _mm256_add_epi32(l2, _mm256_madd_epi16(xl, w2));
+        h2 = _mm256_add_epi32(h2, _mm256_madd_epi16(xh, w2));
+        l3 = _mm256_add_epi32(l3, _mm256_madd_epi16(xl, w3));
+        h3 = _mm256_add_epi32(h3, _mm256_madd_epi16(xh, w3));
     }
+    const __m256i lo[DDQ_X86_BLOCK] = {l0, l1, l2, l3}, hi[DDQ_X86_BLOCK] = {h0, h1, h2, h3};
     for (int i = 0; i < DDQ_X86_BLOCK; i++) {
         /* hadd: pixels 0, 1, 4, 5 | 2, 3, 6, 7; the permutation puts them in order */
         const __m256i sum = _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo[i], hi[i]), 0xD8);
@@ -114,108 +106,22 @@ DDQ_ALWAYS_INLINE void tile_madd(const int8_t *xp, int64_t pitch, const int16_t 
     }
 }
 
-/* What a tile's epilogue needs. */
-typedef struct gemm_out {
-    const ddq_x86_gemm *g;
-    const ddq_op *op;
-    int32_t zp;
-    int64_t P; /* output pixels: the channel planes' pitch */
-} gemm_out;
-
-/* Channels o0 … o0 + 3 (those in [ob, oe) stored) of 8 · nv pixels requantized, count of them
- * stored at y (channel o0's plane). vector_rq: 0 the scalar requantization, 1 the vector one,
- * 2 the vector one with l > 0 somewhere. */
-DDQ_ALWAYS_INLINE void store_tile(const gemm_out *q, __m256i acc[DDQ_X86_BLOCK][2], int64_t o0, int64_t ob,
-                                  int64_t oe, uint8_t *y, int64_t count, const int nv, const int vector_rq) {
-    uint8_t bytes[DDQ_X86_BLOCK][16];
-    const int whole = count == 8 * nv && o0 >= ob && o0 + DDQ_X86_BLOCK <= oe;
-    if (vector_rq) {
-        for (int i = 0; i < DDQ_X86_BLOCK; i++) {
-            const ddq_rq_avx2 c = ddq_rq_avx2_load(&q->g->rq[o0 + i]);
-            for (int v = 0; v < nv; v++) acc[i][v] = ddq_mbqm_zp_avx2(acc[i][v], &c, vector_rq > 1);
-        }
-        const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-        const __m256i lo = _mm256_set1_epi8((char)q->op->act_min), hi = _mm256_set1_epi8((char)q->op->act_max);
-        for (int i = 0; i < DDQ_X86_BLOCK; i += 2) {
-            /* 16 pixels: channels i, i + 1 as int16 (pixels 0–3, 8–11 | 4–7, 12–15), bytes of both,
-             * then channel i's 16 in order | channel i + 1's; 8 pixels: channels i … i + 3 */
-            const __m256i u = nv == 2 ? _mm256_packus_epi16(_mm256_packs_epi32(acc[i][0], acc[i][1]),
-                                                            _mm256_packs_epi32(acc[i + 1][0], acc[i + 1][1]))
-                                      : _mm256_packus_epi16(_mm256_packs_epi32(acc[0][0], acc[1][0]),
-                                                            _mm256_packs_epi32(acc[2][0], acc[3][0]));
-            const __m256i b = _mm256_min_epu8(_mm256_max_epu8(_mm256_permutevar8x32_epi32(u, order), lo), hi);
-            if (nv == 2 && whole) {
-                _mm_storeu_si128((__m128i *)(y + i * q->P), _mm256_castsi256_si128(b));
-                _mm_storeu_si128((__m128i *)(y + (i + 1) * q->P), _mm256_extracti128_si256(b, 1));
-            } else if (nv == 2) {
-                _mm_storeu_si128((__m128i *)bytes[i], _mm256_castsi256_si128(b));
-                _mm_storeu_si128((__m128i *)bytes[i + 1], _mm256_extracti128_si256(b, 1));
-            } else {
-                const __m128i b01 = _mm256_castsi256_si128(b), b23 = _mm256_extracti128_si256(b, 1);
-                _mm_storel_epi64((__m128i *)bytes[0], b01);
-                _mm_storel_epi64((__m128i *)bytes[1], _mm_unpackhi_epi64(b01, b01));
-                _mm_storel_epi64((__m128i *)bytes[2], b23);
-                _mm_storel_epi64((__m128i *)bytes[3], _mm_unpackhi_epi64(b23, b23));
-                break;
-            }
-        }
-        if (nv == 2 && whole) return;
-    } else {
-        for (int i = 0; i < DDQ_X86_BLOCK; i++) {
-            if (o0 + i < ob || o0 + i >= oe) continue;
-            int32_t a[16];
-            for (int v = 0; v < nv; v++) _mm256_storeu_si256((__m256i *)(a + 8 * v), acc[i][v]);
-            const ddq_multiplier m = q->op->channel_multipliers[o0 + i];
-            for (int j = 0; j < count; j++)
-                bytes[i][j] = (uint8_t)ddq_clamp_code(ddq_mbqm(a[j], m), q->zp, q->op->act_min, q->op->act_max);
-        }
-    }
-    for (int i = 0; i < DDQ_X86_BLOCK; i++)
-        if (o0 + i >= ob && o0 + i < oe) memcpy(y + i * q->P, bytes[i], (size_t)count);
-}
-
-DDQ_ALWAYS_INLINE void gemm(const ddq_op_args *a, int64_t begin, int64_t end, const int vector_rq) {
-    const ddq_x86_gemm *g = a->prepared;
+/* Block b's kernel (MADDUBS or MADD, x86.h) on 8 · nv pixels. */
+DDQ_ALWAYS_INLINE void tile_avx2(const ddq_x86_gemm *g, int64_t b, const int8_t *xp, int64_t pitch,
+                                 __m256i acc[DDQ_X86_BLOCK][2], const int nv) {
     const ddq_gemm_plan *p = g->plan;
-    const ddq_tensor *yt = a->out;
-    const int64_t P = yt->shape[2] * yt->shape[3], PP = p->panel_pixels, pitch = PP * DDQ_X86_GROUP;
-    int8_t *panel = a->scratch;
-    int8_t *rows = panel + (p->KG * pitch + 63) / 64 * 64;
-    const gemm_out q = {g, a->op, yt->zero_point, P};
-    uint8_t *y = a->y;
-    for (int64_t p0 = 0; p0 < P; p0 += PP) {
-        const int64_t n = P - p0 < PP ? P - p0 : PP;
-        ddq_build_panel(p, a->op, a->in[0], a->in[1], yt, a->x[0], p0, n, panel, rows);
-        for (int64_t b = begin / DDQ_X86_BLOCK; b * DDQ_X86_BLOCK < end; b++) {
-            const int64_t o0 = b * DDQ_X86_BLOCK;
-            const int8_t *w = p->w + b * p->KG * STEP;
-            const ddq_run *runs = p->runs + p->run_begin[b];
-            const int64_t nruns = p->run_begin[b + 1] - p->run_begin[b];
-            uint8_t *yb = y + o0 * P + p0;
-            __m256i acc[DDQ_X86_BLOCK][2];
-            int64_t j = 0;
-            if (p->kernel[b] == DDQ_X86_MADD) {
-                for (; j < n; j += 8) {
-                    tile_madd(panel + j * DDQ_X86_GROUP, pitch, g->w16 + b * p->KG * STEP, p->KG, p->bias + o0, acc);
-                    store_tile(&q, acc, o0, begin, end, yb + j, n - j < 8 ? n - j : 8, 1, vector_rq);
-                }
-                continue;
-            }
-            for (; n - j > 8; j += 16) {
-                tile_maddubs(panel + j * DDQ_X86_GROUP, pitch, w, runs, nruns, p->bias + o0, acc, 2);
-                store_tile(&q, acc, o0, begin, end, yb + j, n - j < 16 ? n - j : 16, 2, vector_rq);
-            }
-            if (j < n) {
-                tile_maddubs(panel + j * DDQ_X86_GROUP, pitch, w, runs, nruns, p->bias + o0, acc, 1);
-                store_tile(&q, acc, o0, begin, end, yb + j, n - j, 1, vector_rq);
-            }
+    const int32_t *bias = p->bias + b * DDQ_X86_BLOCK;
+    if (p->kernel[b] == DDQ_X86_MADD) {
+        const int16_t *w16 = g->w16 + b * p->KG * DDQ_X86_STEP;
+        __m256i half[DDQ_X86_BLOCK][2];
+        for (int v = 0; v < nv; v++) {
+            tile_madd(xp + 32 * v, pitch, w16, p->KG, bias, half);
+            for (int i = 0; i < DDQ_X86_BLOCK; i++) acc[i][v] = half[i][0];
         }
+        return;
     }
+    tile_maddubs(xp, pitch, p->w + b * p->KG * DDQ_X86_STEP, p->runs + p->run_begin[b],
+                 p->run_begin[b + 1] - p->run_begin[b], bias, acc, nv);
 }
 
-void ddq_conv_gemm_4x16c4__avx2(const ddq_op_args *a, int64_t begin, int64_t end) {
-    const ddq_x86_gemm *g = a->prepared;
-    if (!g->exact_rq) gemm(a, begin, end, 0);
-    else if (g->lshift_any) gemm(a, begin, end, 2);
-    else gemm(a, begin, end, 1);
-}
+DDQ_X86_GEMM_ENTRY(ddq_conv_gemm_4x16c4__avx2, tile_avx2)

@@ -145,7 +145,6 @@ typedef struct dw_taps {
     __m256i w[9];    /* ACC9: each weight in every lane; PAIRS: w[0…4] the pairs (w0, w1) … (w8, 0) */
     __m256i bias;
     ddq_rq_avx2 rq;
-    int lshift; /* the requantization's l > 0 */
     __m128i lo, hi;
 } dw_taps;
 
@@ -174,56 +173,72 @@ DDQ_ALWAYS_INLINE void sums16(const int16_t *const r[3], int64_t half, const dw_
     }
 }
 
-/* One channel's outputs (OH × OW at y) from its plane T. */
+/* 16 outputs from the rows r (at the chunk's first column) requantized: rq 1 the vector form, 2
+ * with l > 0; rq 0 the scalar ddq_mbqm (m), through `out`. */
+DDQ_ALWAYS_INLINE __m128i chunk16(const int16_t *const r[3], int64_t half, const dw_taps *q, ddq_multiplier m,
+                                  const ddq_op *op, int32_t zp, const int sx, const int mode, const int rq) {
+    __m256i a, b;
+    sums16(r, half, q, &a, &b, sx, mode);
+    if (rq) return ddq_narrow16_avx2(ddq_mbqm_zp_avx2(a, &q->rq, rq > 1), ddq_mbqm_zp_avx2(b, &q->rq, rq > 1), q->lo, q->hi);
+    int32_t s[16];
+    uint8_t out[16];
+    _mm256_storeu_si256((__m256i *)s, a);
+    _mm256_storeu_si256((__m256i *)(s + 8), b);
+    static const int8_t lane[16] = {0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15};
+    for (int j = 0; j < 16; j++) out[j] = (uint8_t)ddq_clamp_code(ddq_mbqm(s[lane[j]], m), zp, op->act_min, op->act_max);
+    return _mm_loadu_si128((const __m128i *)out);
+}
+
+/* One channel's outputs (OH × OW at y) from its plane T: chunks of 16 outputs along each row, the
+ * last one overlapping the one before (a row narrower than 16 is stored partially). */
 DDQ_ALWAYS_INLINE void channel(const int16_t *T, int64_t pitch, int64_t OH, int64_t OW, int64_t sy, const dw_taps *q,
                                ddq_multiplier m, const ddq_op *op, int32_t zp, uint8_t *y, const int sx,
-                               const int mode, int vector_rq) {
+                               const int mode, const int rq) {
     const int64_t half = pitch / 2;
-    for (int64_t oy = 0; oy < OH; oy++) {
+    for (int64_t oy = 0; oy < OH; oy++, y += OW) {
         const int16_t *row = T + oy * sy * pitch;
-        for (int64_t x0 = 0; x0 < OW; x0 += 16) {
-            const int64_t xs = x0 + 16 <= OW || OW < 16 ? x0 : OW - 16; /* the last chunk overlaps */
-            const int64_t count = OW < 16 ? OW : 16;
-            const int16_t *r[3] = {row + xs, row + pitch + xs, row + 2 * pitch + xs};
-            __m256i a, b;
-            sums16(r, half, q, &a, &b, sx, mode);
+        int64_t x0 = 0;
+        for (; x0 + 16 <= OW; x0 += 16) {
+            const int16_t *r[3] = {row + x0, row + pitch + x0, row + 2 * pitch + x0};
+            _mm_storeu_si128((__m128i *)(y + x0), chunk16(r, half, q, m, op, zp, sx, mode, rq));
+        }
+        if (x0 == OW) continue;
+        const int64_t xs = OW >= 16 ? OW - 16 : 0;
+        const int16_t *r[3] = {row + xs, row + pitch + xs, row + 2 * pitch + xs};
+        const __m128i v = chunk16(r, half, q, m, op, zp, sx, mode, rq);
+        if (OW >= 16) {
+            _mm_storeu_si128((__m128i *)(y + xs), v);
+        } else {
             uint8_t out[16];
-            if (vector_rq) {
-                const __m128i v = ddq_narrow16_avx2(ddq_mbqm_zp_avx2(a, &q->rq, q->lshift),
-                                                    ddq_mbqm_zp_avx2(b, &q->rq, q->lshift), q->lo, q->hi);
-                if (count == 16) {
-                    _mm_storeu_si128((__m128i *)(y + oy * OW + xs), v);
-                    continue;
-                }
-                _mm_storeu_si128((__m128i *)out, v);
-            } else {
-                int32_t s[16];
-                _mm256_storeu_si256((__m256i *)s, a);
-                _mm256_storeu_si256((__m256i *)(s + 8), b);
-                static const int8_t lane[16] = {0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15};
-                for (int j = 0; j < count; j++)
-                    out[j] = (uint8_t)ddq_clamp_code(ddq_mbqm(s[lane[j]], m), zp, op->act_min, op->act_max);
-            }
-            memcpy(y + oy * OW + xs, out, (size_t)count);
+            _mm_storeu_si128((__m128i *)out, v);
+            memcpy(y, out, (size_t)OW);
         }
     }
 }
 
 typedef void (*dw_channel_fn)(const int16_t *T, int64_t pitch, int64_t OH, int64_t OW, int64_t sy, const dw_taps *q,
-                              ddq_multiplier m, const ddq_op *op, int32_t zp, uint8_t *y, int vector_rq);
-#define DW_CHANNEL(name, sx, mode)                                                                                 \
-    static void name(const int16_t *T, int64_t pitch, int64_t OH, int64_t OW, int64_t sy, const dw_taps *q,        \
-                     ddq_multiplier m, const ddq_op *op, int32_t zp, uint8_t *y, int vector_rq) {                   \
-        channel(T, pitch, OH, OW, sy, q, m, op, zp, y, sx, mode, vector_rq);                                        \
+                              ddq_multiplier m, const ddq_op *op, int32_t zp, uint8_t *y);
+#define DW_CHANNEL(sx, mode, rq)                                                                                    \
+    static void channel_##sx##_##mode##_##rq(const int16_t *T, int64_t pitch, int64_t OH, int64_t OW, int64_t sy,  \
+                                             const dw_taps *q, ddq_multiplier m, const ddq_op *op, int32_t zp,    \
+                                             uint8_t *y) {                                                        \
+        channel(T, pitch, OH, OW, sy, q, m, op, zp, y, sx, mode, rq);                                              \
     }
-DW_CHANNEL(channel_s1_acc9, 1, DW_ACC9)
-DW_CHANNEL(channel_s2_acc9, 2, DW_ACC9)
-DW_CHANNEL(channel_s1_pairs, 1, DW_PAIRS)
-DW_CHANNEL(channel_s2_pairs, 2, DW_PAIRS)
+#define DW_CHANNELS(sx, mode) DW_CHANNEL(sx, mode, 0) DW_CHANNEL(sx, mode, 1) DW_CHANNEL(sx, mode, 2)
+DW_CHANNELS(1, DW_ACC9)
+DW_CHANNELS(2, DW_ACC9)
+DW_CHANNELS(1, DW_PAIRS)
+DW_CHANNELS(2, DW_PAIRS)
+#undef DW_CHANNELS
 #undef DW_CHANNEL
 
-/* [stride across − 1][mode] */
-static const dw_channel_fn CHANNEL_FNS[2][2] = {{channel_s1_acc9, channel_s1_pairs}, {channel_s2_acc9, channel_s2_pairs}};
+/* [stride across − 1][mode][requantization: scalar, vector, vector with l > 0] */
+static const dw_channel_fn CHANNEL_FNS[2][2][3] = {
+    {{channel_1_DW_ACC9_0, channel_1_DW_ACC9_1, channel_1_DW_ACC9_2},
+     {channel_1_DW_PAIRS_0, channel_1_DW_PAIRS_1, channel_1_DW_PAIRS_2}},
+    {{channel_2_DW_ACC9_0, channel_2_DW_ACC9_1, channel_2_DW_ACC9_2},
+     {channel_2_DW_PAIRS_0, channel_2_DW_PAIRS_1, channel_2_DW_PAIRS_2}},
+};
 
 void ddq_dwconv3x3__avx2(const ddq_op_args *a, int64_t begin, int64_t end) {
     const dw_prepared *p = a->prepared;
@@ -255,8 +270,8 @@ void ddq_dwconv3x3__avx2(const ddq_op_args *a, int64_t begin, int64_t end) {
         }
         q.bias = _mm256_set1_epi32(ch->bias);
         q.rq = ddq_rq_avx2_load(&ch->rq);
-        q.lshift = ch->rq.lshift > 0;
-        CHANNEL_FNS[sx - 1][ch->mode](T, pitch, OH, OW, sy, &q, op->channel_multipliers[o], op, yt->zero_point,
-                                      (uint8_t *)a->y + o * OH * OW, ch->exact_rq);
+        const int rq = !ch->exact_rq ? 0 : ch->rq.lshift > 0 ? 2 : 1;
+        CHANNEL_FNS[sx - 1][ch->mode][rq](T, pitch, OH, OW, sy, &q, op->channel_multipliers[o], op, yt->zero_point,
+                                          (uint8_t *)a->y + o * OH * OW);
     }
 }

@@ -31,7 +31,7 @@ static int pairs_fit(const ddq_gemm_plan *p, int64_t b, uint16_t *lengths) {
            p->KG;
 }
 
-void *ddq_gemm_prepare__x86(const ddq_model *model, const ddq_op *op) {
+void *ddq_gemm_prepare__x86(const ddq_model *model, const ddq_op *op, int vnni) {
     const ddq_tensor *xt = &model->tensors[op->inputs[0]], *wt = &model->tensors[op->inputs[1]];
     const ddq_tensor *bt = &model->tensors[op->inputs[2]], *yt = &model->tensors[op->output];
     ddq_x86_gemm *g = calloc(1, sizeof *g);
@@ -51,7 +51,7 @@ void *ddq_gemm_prepare__x86(const ddq_model *model, const ddq_op *op) {
         if (o < p->O && !ddq_rq_x86_exact(m, ddq_accumulator_bound(xt, wt, bt, o))) g->exact_rq = 0;
     }
     int64_t used = 0;
-    for (int64_t b = 0; b < p->blocks; b++) {
+    for (int64_t b = 0; !vnni && b < p->blocks; b++) {
         p->run_begin[b] = used;
         if (!pairs_fit(p, b, lengths)) {
             p->kernel[b] = DDQ_X86_MADD;

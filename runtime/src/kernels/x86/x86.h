@@ -65,10 +65,14 @@ typedef struct ddq_x86_gemm {
     int64_t madd_blocks;
 } ddq_x86_gemm;
 
-void *ddq_gemm_prepare__x86(const ddq_model *model, const ddq_op *op);
+/* vnni: for the AVX-VNNI kernel, which needs no bounds (no kernel[] or runs are computed). */
+void *ddq_gemm_prepare__x86(const ddq_model *model, const ddq_op *op, int vnni);
 void ddq_gemm_release__x86(void *prepared);
 size_t ddq_gemm_scratch_bytes__x86(const ddq_model *model, const ddq_op *op);
 void ddq_conv_gemm_4x16c4__avx2(const ddq_op_args *a, int64_t begin, int64_t end);
+#if defined(DDQ_HAVE_X86VNNI_KERNELS)
+void ddq_conv_gemm_4x16c4__avxvnni(const ddq_op_args *a, int64_t begin, int64_t end);
+#endif
 
 /* ------------------------------------------------------------------------ depthwise 3×3 */
 
