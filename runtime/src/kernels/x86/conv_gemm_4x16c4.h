@@ -78,12 +78,16 @@ DDQ_ALWAYS_INLINE void ddq_x86_store_tile(const gemm_out *q, __m256i acc[DDQ_X86
             int32_t a[16];
             for (int v = 0; v < nv; v++) _mm256_storeu_si256((__m256i *)(a + 8 * v), acc[i][v]);
             const ddq_multiplier m = q->op->channel_multipliers[o0 + i];
+            memset(bytes[i], 0, sizeof bytes[i]);
             for (int j = 0; j < count; j++)
                 bytes[i][j] = (uint8_t)ddq_clamp_code(ddq_mbqm(a[j], m), q->zp, q->op->act_min, q->op->act_max);
         }
     }
     for (int i = 0; i < DDQ_X86_BLOCK; i++)
-        if (o0 + i >= ob && o0 + i < oe) memcpy(y + i * q->P, bytes[i], (size_t)count);
+        if (o0 + i >= ob && o0 + i < oe)
+            ddq_store_partial16(y + i * q->P,
+                                nv == 2 ? _mm_loadu_si128((const __m128i *)bytes[i]) : _mm_loadl_epi64((const __m128i *)bytes[i]),
+                                count);
 }
 
 /* Output channels [begin, end) of the op: panels of the plan's pixels, blocks of 4 channels,

@@ -148,37 +148,43 @@ typedef struct dw_taps {
     __m128i lo, hi;
 } dw_taps;
 
-/* Tap k of 16 outputs from the three rows at the chunk's first column. */
-DDQ_ALWAYS_INLINE __m256i tap(const int16_t *const r[3], int k, int64_t half, const int sx) {
+/* Tap k of 16 outputs from the three rows at the chunk's first column; with `two`, of 8 outputs
+ * of two rows, the second's input rows dy elements further (rows of at most 8 outputs). */
+DDQ_ALWAYS_INLINE __m256i tap(const int16_t *const r[3], int k, int64_t half, int64_t dy, const int sx,
+                              const int two) {
     const int kx = k % 3;
     const int16_t *s = r[k / 3] + (sx == 1 ? kx : kx == 1 ? half : kx / 2);
-    return _mm256_loadu_si256((const __m256i *)s);
+    return two ? _mm256_loadu2_m128i((const __m128i *)(s + dy), (const __m128i *)s)
+               : _mm256_loadu_si256((const __m256i *)s);
 }
 
 /* The int32 sums of 16 outputs, bias included: a = outputs 0–3 | 8–11, b = 4–7 | 12–15. */
-DDQ_ALWAYS_INLINE void sums16(const int16_t *const r[3], int64_t half, const dw_taps *q, __m256i *a, __m256i *b,
-                              const int sx, const int mode) {
+DDQ_ALWAYS_INLINE void sums16(const int16_t *const r[3], int64_t half, int64_t dy, const dw_taps *q, __m256i *a,
+                              __m256i *b, const int sx, const int mode, const int two) {
     if (mode == DW_ACC9) {
-        __m256i s = _mm256_mullo_epi16(tap(r, 0, half, sx), q->w[0]);
-        for (int k = 1; k < 9; k++) s = _mm256_add_epi16(s, _mm256_mullo_epi16(tap(r, k, half, sx), q->w[k]));
+        __m256i s = _mm256_mullo_epi16(tap(r, 0, half, dy, sx, two), q->w[0]);
+        for (int k = 1; k < 9; k++)
+            s = _mm256_add_epi16(s, _mm256_mullo_epi16(tap(r, k, half, dy, sx, two), q->w[k]));
         *a = _mm256_add_epi32(_mm256_srai_epi32(_mm256_unpacklo_epi16(s, s), 16), q->bias);
         *b = _mm256_add_epi32(_mm256_srai_epi32(_mm256_unpackhi_epi16(s, s), 16), q->bias);
         return;
     }
     *a = *b = q->bias;
     for (int k = 0; k < 9; k += 2) {
-        const __m256i u = tap(r, k, half, sx), v = k + 1 < 9 ? tap(r, k + 1, half, sx) : _mm256_setzero_si256();
+        const __m256i u = tap(r, k, half, dy, sx, two);
+        const __m256i v = k + 1 < 9 ? tap(r, k + 1, half, dy, sx, two) : _mm256_setzero_si256();
         *a = _mm256_add_epi32(*a, _mm256_madd_epi16(_mm256_unpacklo_epi16(u, v), q->w[k / 2]));
         *b = _mm256_add_epi32(*b, _mm256_madd_epi16(_mm256_unpackhi_epi16(u, v), q->w[k / 2]));
     }
 }
 
-/* 16 outputs from the rows r (at the chunk's first column) requantized: rq 1 the vector form, 2
- * with l > 0; rq 0 the scalar ddq_mbqm (m), through `out`. */
-DDQ_ALWAYS_INLINE __m128i chunk16(const int16_t *const r[3], int64_t half, const dw_taps *q, ddq_multiplier m,
-                                  const ddq_op *op, int32_t zp, const int sx, const int mode, const int rq) {
+/* 16 outputs from the rows r (at the chunk's first column; `two`: 8 of two rows, tap's)
+ * requantized: rq 1 the vector form, 2 with l > 0; rq 0 the scalar ddq_mbqm (m), through `out`. */
+DDQ_ALWAYS_INLINE __m128i chunk16(const int16_t *const r[3], int64_t half, int64_t dy, const dw_taps *q,
+                                  ddq_multiplier m, const ddq_op *op, int32_t zp, const int sx, const int mode,
+                                  const int rq, const int two) {
     __m256i a, b;
-    sums16(r, half, q, &a, &b, sx, mode);
+    sums16(r, half, dy, q, &a, &b, sx, mode, two);
     if (rq) return ddq_narrow16_avx2(ddq_mbqm_zp_avx2(a, &q->rq, rq > 1), ddq_mbqm_zp_avx2(b, &q->rq, rq > 1), q->lo, q->hi);
     int32_t s[16];
     uint8_t out[16];
@@ -190,29 +196,36 @@ DDQ_ALWAYS_INLINE __m128i chunk16(const int16_t *const r[3], int64_t half, const
 }
 
 /* One channel's outputs (OH × OW at y) from its plane T: chunks of 16 outputs along each row, the
- * last one overlapping the one before (a row narrower than 16 is stored partially). */
+ * last one overlapping the one before (a row narrower than 16 is stored partially); rows of at
+ * most 8 outputs (7 × 7 maps) two at a time. */
 DDQ_ALWAYS_INLINE void channel(const int16_t *T, int64_t pitch, int64_t OH, int64_t OW, int64_t sy, const dw_taps *q,
                                ddq_multiplier m, const ddq_op *op, int32_t zp, uint8_t *y, const int sx,
                                const int mode, const int rq) {
     const int64_t half = pitch / 2;
+    if (OW <= 8) {
+        for (int64_t oy = 0; oy < OH; oy += 2, y += 2 * OW) {
+            const int16_t *row = T + oy * sy * pitch;
+            const int16_t *r[3] = {row, row + pitch, row + 2 * pitch};
+            const int64_t dy = oy + 1 < OH ? sy * pitch : 0; /* an odd last row: computed twice */
+            const __m128i v = chunk16(r, half, dy, q, m, op, zp, sx, mode, rq, 1);
+            ddq_store_partial16(y, v, OW);
+            if (oy + 1 < OH) ddq_store_partial16(y + OW, _mm_srli_si128(v, 8), OW);
+        }
+        return;
+    }
     for (int64_t oy = 0; oy < OH; oy++, y += OW) {
         const int16_t *row = T + oy * sy * pitch;
         int64_t x0 = 0;
         for (; x0 + 16 <= OW; x0 += 16) {
             const int16_t *r[3] = {row + x0, row + pitch + x0, row + 2 * pitch + x0};
-            _mm_storeu_si128((__m128i *)(y + x0), chunk16(r, half, q, m, op, zp, sx, mode, rq));
+            _mm_storeu_si128((__m128i *)(y + x0), chunk16(r, half, 0, q, m, op, zp, sx, mode, rq, 0));
         }
         if (x0 == OW) continue;
         const int64_t xs = OW >= 16 ? OW - 16 : 0;
         const int16_t *r[3] = {row + xs, row + pitch + xs, row + 2 * pitch + xs};
-        const __m128i v = chunk16(r, half, q, m, op, zp, sx, mode, rq);
-        if (OW >= 16) {
-            _mm_storeu_si128((__m128i *)(y + xs), v);
-        } else {
-            uint8_t out[16];
-            _mm_storeu_si128((__m128i *)out, v);
-            memcpy(y, out, (size_t)OW);
-        }
+        const __m128i v = chunk16(r, half, 0, q, m, op, zp, sx, mode, rq, 0);
+        if (OW >= 16) _mm_storeu_si128((__m128i *)(y + xs), v);
+        else ddq_store_partial16(y, v, OW);
     }
 }
 

@@ -30,6 +30,7 @@
 #define DDQ_KERNELS_X86_REQUANT_AVX2_H
 
 #include <immintrin.h>
+#include <string.h>
 
 #include "x86.h"
 
@@ -60,6 +61,33 @@ static inline __m128i ddq_narrow16_avx2(__m256i a, __m256i b, __m128i lo, __m128
     const __m256i h = _mm256_packs_epi32(a, b); /* 0–7 | 8–15 */
     const __m256i u = _mm256_permute4x64_epi64(_mm256_packus_epi16(h, h), 0x08);
     return _mm_min_epu8(_mm_max_epu8(_mm256_castsi256_si128(u), lo), hi);
+}
+
+/* Stores the first n (0…16) bytes of v (fixed-size copies compile to single stores; a call of
+ * memcpy per short row costs more than the row's arithmetic). */
+static inline void ddq_store_partial16(uint8_t *y, __m128i v, int64_t n) {
+    if (n == 16) {
+        _mm_storeu_si128((__m128i *)y, v);
+        return;
+    }
+    if (n & 8) {
+        _mm_storel_epi64((__m128i *)y, v);
+        v = _mm_srli_si128(v, 8);
+        y += 8;
+    }
+    if (n & 4) {
+        const int32_t t = _mm_cvtsi128_si32(v);
+        memcpy(y, &t, 4);
+        v = _mm_srli_si128(v, 4);
+        y += 4;
+    }
+    if (n & 2) {
+        const uint16_t t = (uint16_t)_mm_extract_epi16(v, 0);
+        memcpy(y, &t, 2);
+        v = _mm_srli_si128(v, 2);
+        y += 2;
+    }
+    if (n & 1) *y = (uint8_t)_mm_extract_epi8(v, 0);
 }
 
 #endif
