@@ -2,9 +2,10 @@
  * primitives on the examples of docs/arithmetic.md §4–5, CRC32, error paths, thread-count
  * independence, and that a session allocates nothing while it runs (malloc and friends are
  * wrapped at link time and counted), for every kernel set this CPU runs; on aarch64 the NEON
- * requantization against the scalar one, on x86-64 with AVX2 the x86 set's. Bundles given as arguments run through every kernel
- * set and thread count (see test_bundle_kernel_sets). The bit-exactness grid against the numpy
- * reference lives in tests/test_runtime*.py, which drive this build. */
+ * requantization against the scalar one, on x86-64 with AVX2 the x86 set's, and the x86 GEMM
+ * plans. Bundles given as arguments run through every kernel set and thread count (see
+ * test_bundle_kernel_sets). The bit-exactness grid against the numpy reference lives in
+ * tests/test_runtime*.py, which drive this build. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

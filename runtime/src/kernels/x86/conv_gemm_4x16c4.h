@@ -84,10 +84,10 @@ DDQ_ALWAYS_INLINE void ddq_x86_store_tile(const gemm_out *q, __m256i acc[DDQ_X86
         }
     }
     for (int i = 0; i < DDQ_X86_BLOCK; i++)
-        if (o0 + i >= ob && o0 + i < oe)
-            ddq_store_partial16(y + i * q->P,
-                                nv == 2 ? _mm_loadu_si128((const __m128i *)bytes[i]) : _mm_loadl_epi64((const __m128i *)bytes[i]),
-                                count);
+        if (o0 + i >= ob && o0 + i < oe) {
+            const __m128i *b = (const __m128i *)bytes[i];
+            ddq_store_partial16(y + i * q->P, nv == 2 ? _mm_loadu_si128(b) : _mm_loadl_epi64(b), count);
+        }
 }
 
 /* Output channels [begin, end) of the op: panels of the plan's pixels, blocks of 4 channels,

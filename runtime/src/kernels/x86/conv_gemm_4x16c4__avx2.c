@@ -1,6 +1,6 @@
 /* conv2d with groups = 1 (and 1×1, im2col and the 3-channel stem alike) as a GEMM on groups of
- * 4 taps, AVX2: tiles of 4 output channels × 16 pixels (× 8 for a panel's last pixels, and for
- * the MADD blocks).
+ * 4 taps, AVX2: tiles of 4 output channels × 16 pixels (× 8 for a panel's last pixels; the MADD
+ * blocks as two halves of 8).
  *
  * Layout (gemm_plan.h, group 4, c = 0): the panel holds x as unsigned bytes, four consecutive
  * taps per pixel, so one 32-byte load is 8 pixels × taps 4g … 4g + 3; the weights are packed
@@ -29,7 +29,8 @@
     do {                                                                                                            \
         const __m256i x0 = _mm256_loadu_si256((const __m256i *)x);                                                  \
         const __m256i x1 = nv == 2 ? _mm256_loadu_si256((const __m256i *)(x + 32)) : x0;                           \
-        const __m256i w0 = ddq_broadcast4(w), w1 = ddq_broadcast4(w + 4), w2 = ddq_broadcast4(w + 8), w3 = ddq_broadcast4(w + 12); \
+        const __m256i w0 = ddq_broadcast4(w), w1 = ddq_broadcast4(w + 4);                                          \
+        const __m256i w2 = ddq_broadcast4(w + 8), w3 = ddq_broadcast4(w + 12);                                     \
         s00 = first ? _mm256_maddubs_epi16(x0, w0) : _mm256_add_epi16(s00, _mm256_maddubs_epi16(x0, w0));          \
         s10 = first ? _mm256_maddubs_epi16(x0, w1) : _mm256_add_epi16(s10, _mm256_maddubs_epi16(x0, w1));          \
         s20 = first ? _mm256_maddubs_epi16(x0, w2) : _mm256_add_epi16(s20, _mm256_maddubs_epi16(x0, w2));          \
@@ -41,7 +42,7 @@
             s31 = first ? _mm256_maddubs_epi16(x1, w3) : _mm256_add_epi16(s31, _mm256_maddubs_epi16(x1, w3));      \
         }                                                                                                           \
         x += pitch;                                                                                                 \
-        w += DDQ_X86_STEP;                                                                                                  \
+        w += DDQ_X86_STEP;                                                                                          \
     } while (0)
 
 /* The int16 sums of one run of `length` groups from x, w (advanced past it) into s[i][v]. Not
@@ -67,7 +68,8 @@ DDQ_ALWAYS_INLINE void tile_maddubs(const int8_t *x, int64_t pitch, const int8_t
     __m256i s[DDQ_X86_BLOCK][2];
     run_products(&x, &w, pitch, runs[0].length, s, nv); /* prepare gave every MADDUBS block a run */
     for (int i = 0; i < DDQ_X86_BLOCK; i++)
-        for (int v = 0; v < nv; v++) acc[i][v] = _mm256_add_epi32(_mm256_set1_epi32(bias[i]), _mm256_madd_epi16(s[i][v], ones));
+        for (int v = 0; v < nv; v++)
+            acc[i][v] = _mm256_add_epi32(_mm256_set1_epi32(bias[i]), _mm256_madd_epi16(s[i][v], ones));
     for (int64_t r = 1; r < nruns; r++) {
         run_products(&x, &w, pitch, runs[r].length, s, nv);
         for (int i = 0; i < DDQ_X86_BLOCK; i++)

@@ -185,13 +185,16 @@ DDQ_ALWAYS_INLINE __m128i chunk16(const int16_t *const r[3], int64_t half, int64
                                   const int rq, const int two) {
     __m256i a, b;
     sums16(r, half, dy, q, &a, &b, sx, mode, two);
-    if (rq) return ddq_narrow16_avx2(ddq_mbqm_zp_avx2(a, &q->rq, rq > 1), ddq_mbqm_zp_avx2(b, &q->rq, rq > 1), q->lo, q->hi);
+    if (rq)
+        return ddq_narrow16_avx2(ddq_mbqm_zp_avx2(a, &q->rq, rq > 1), ddq_mbqm_zp_avx2(b, &q->rq, rq > 1), q->lo,
+                                 q->hi);
     int32_t s[16];
     uint8_t out[16];
     _mm256_storeu_si256((__m256i *)s, a);
     _mm256_storeu_si256((__m256i *)(s + 8), b);
     static const int8_t lane[16] = {0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15};
-    for (int j = 0; j < 16; j++) out[j] = (uint8_t)ddq_clamp_code(ddq_mbqm(s[lane[j]], m), zp, op->act_min, op->act_max);
+    for (int j = 0; j < 16; j++)
+        out[j] = (uint8_t)ddq_clamp_code(ddq_mbqm(s[lane[j]], m), zp, op->act_min, op->act_max);
     return _mm_loadu_si128((const __m128i *)out);
 }
 

@@ -30,7 +30,8 @@ void ddq_quantize__avx2(const ddq_op_args *a, int64_t begin, int64_t end) {
         for (int k = 0; k < 4; k++) q[k] = quantize8(_mm256_loadu_ps(x + i + 8 * k), scale, zp, lo, hi);
         /* q0 0–3, q1 0–3, q2 0–3, q3 0–3 | the same of 4–7, as bytes; then in order */
         const __m256i u = _mm256_packus_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
-        _mm256_storeu_si256((__m256i *)(y + i), _mm256_permutevar8x32_epi32(u, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+        const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        _mm256_storeu_si256((__m256i *)(y + i), _mm256_permutevar8x32_epi32(u, order));
     }
     if (i < end) ddq_quantize__reference(a, i, end);
 }
