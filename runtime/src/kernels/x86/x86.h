@@ -1,7 +1,9 @@
-/* The `x86` kernel set: AVX2 integer code (Haswell / Zen and later), for x86-64 builds. Its
- * kernel files are compiled with -mavx2 only (CMakeLists.txt); x86_set.c, which holds the
- * set's table and available(), is not, so the library still loads and runs the other sets on a
- * CPU without AVX2, and dispatch.c picks this set only where cpuid reports AVX2.
+/* The `x86` kernel set: AVX2 integer code (Haswell / Zen and later), for x86-64 builds; and
+ * `x86vnni`, the same with its GEMM on AVX-VNNI. The kernel files are compiled with -mavx2 only
+ * (the AVX-VNNI GEMM with -mavx2 -mavxvnni; CMakeLists.txt); x86_set.c, which holds the sets'
+ * tables and available(), and prepare__x86.c are not, so the library still loads and runs the
+ * other sets on a CPU without AVX2, and dispatch.c picks a set only where cpuid reports its
+ * features.
  *
  * It shares the conv2d classification and the depthwise geometry with `generic`
  * (../generic/generic.h) and the GEMM preparation with the other SIMD sets (../gemm_plan.h).
