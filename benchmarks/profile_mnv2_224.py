@@ -218,6 +218,8 @@ def native(models, rounds: int, threads: int) -> dict[str, Any]:
 def tables(report: dict[str, Any]) -> str:
     em, anchors, lines = report["emulated"], report["anchors"], []
     cores = list(em)
+    if not cores:  # --cores '': the host's table alone
+        return host_table(report["native"])
     mi = lambda r: f"{r['instructions'] / 1e6:.2f}"
     lines += ["MobileNetV2 1.0/224, M instructions per inference, one thread (instructions / MAC):", "",
               "| engine | " + " | ".join(f"{c} ({em[c]['device']})" for c in cores) + " |",
@@ -301,9 +303,13 @@ def tables(report: dict[str, Any]) -> str:
             ratio = "" if label.startswith("ddq") else f" (÷ {rows['ddq-edge']['instructions'] / r['instructions']:.3f})"
             cells.append(f"{mi(r)}{ratio}")
         lines.append(f"| {ENGINE_LABELS.get(label, label)} | " + " | ".join(cells) + " |")
-    nat = report["native"]
+    return "\n".join(lines + ["", host_table(report["native"])])
+
+
+def host_table(nat: dict[str, Any]) -> str:
+    lines: list[str] = []
     if nat:
-        lines += ["", f"This host ({nat['cpu_count']} cores), median / p90 ms per inference, one thread unless "
+        lines += [f"This host ({nat['cpu_count']} cores), median / p90 ms per inference, one thread unless "
                   "stated; ddq-edge ÷ engine of the medians:", "",
                   "| engine | MNv2 mixed4 | MNv2 int8 | demo |", "|---|---|---|---|"]
         ours = {n: nat[n]["ddq-edge"]["median_ms"] for n in ("mnv2-mixed4", "mnv2-int8", "demo")}

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The system tools the C runtime's builds and tests use: a C compiler and cmake (the Python
 # extension and native builds), clang and its runtimes (the libFuzzer harness), the aarch64 cross compiler, its
-# sanitizer runtimes and qemu-user (the Cortex-A53/A72/A76 runs). Installs what is missing with apt-get when run as
-# root; otherwise prints the command to run.
+# sanitizer runtimes and qemu-user (the Cortex-A53/A72/A76 runs, and the x86 set under qemu-x86_64 -cpu max).
+# Installs what is missing with apt-get when run as root; otherwise prints the command to run.
 set -euo pipefail
 
 missing=()
@@ -19,6 +19,7 @@ else
 fi
 need aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu
 need qemu-aarch64 qemu-user
+need qemu-x86_64 qemu-user
 [ -e /usr/aarch64-linux-gnu/lib/libc.a ] || missing+=(libc6-dev-arm64-cross)
 # the aarch64 sanitizer runtimes: the NEON kernels run under ASan+UBSan in qemu-aarch64
 compgen -G "/usr/aarch64-linux-gnu/lib/libasan.so.*" >/dev/null || missing+=(libasan8-arm64-cross)

@@ -2,9 +2,10 @@
 
 Exactness is checked on float32 bit patterns: the last op is a dequantize, f32(q − zp)·scale,
 which is injective on the codes, so equal bits mean equal integer codes. The conformance tests
-run every kernel set this machine has (x86: generic and reference; aarch64: neon too, and
-neondot where the CPU has the dot product); the
-aarch64 sets are also run under QEMU by tests/test_runtime_builds.py.
+run every kernel set this machine has (x86-64: x86vnni where the CPU has AVX-VNNI, x86 where
+it has AVX2, generic and reference; aarch64: neondot where the CPU has the dot product, neon,
+generic and reference); the aarch64 sets are also run under QEMU by tests/test_runtime_builds.py,
+and so is the x86 set (qemu-x86_64 -cpu max has AVX2).
 """
 import os
 import platform
@@ -29,7 +30,7 @@ GRID_SIZE = 120
 def available_kernel_sets() -> list[str]:
     """The kernel sets this build has and this CPU runs, best first."""
     sets = []
-    for name in ("neondot", "neon", "generic", "reference"):
+    for name in ("neondot", "neon", "x86vnni", "x86", "generic", "reference"):
         try:
             Runtime(DEMO_BUNDLE, kernels=name)
         except (ValueError, RuntimeLoadError):  # unknown to this build / not for this CPU
@@ -74,10 +75,20 @@ def demo_images():
 
 # --------------------------------------------------------------------------- exactness
 
+def best_kernel_set() -> str:
+    """What the dispatch should pick here: on aarch64 neondot with the dot product, else neon; on
+    x86-64, x86vnni with AVX2 and AVX-VNNI, x86 with AVX2 alone."""
+    features = cpu_features().split()
+    if platform.machine() in ("aarch64", "arm64"):
+        return "neondot" if "asimddp" in features else "neon"
+    if platform.machine() in ("x86_64", "AMD64") and "avx2" in features:
+        return "x86vnni" if "avxvnni" in features else "x86"
+    return "generic"
+
+
 def test_kernel_sets_of_this_machine():
     assert KERNEL_SETS[-2:] == ["generic", "reference"]
-    if platform.machine() in ("aarch64", "arm64"):
-        assert KERNEL_SETS[0] == ("neondot" if "asimddp" in cpu_features().split() else "neon")
+    assert KERNEL_SETS[0] == best_kernel_set()
 
 
 @pytest.mark.parametrize("kernels", KERNEL_SETS)
@@ -295,9 +306,8 @@ def test_info_timings_and_kernel_selection(monkeypatch):
     runtime = Runtime(DEMO_BUNDLE)
     assert runtime.input_shape == (1, 1, 16, 16) and runtime.output_shape == (1, 10)
     assert runtime.metadata["architecture"]["name"] == "mobilenet_v2"
-    assert runtime.kernels == KERNEL_SETS[0]  # the best set this CPU runs: neondot / neon on aarch64, else generic
-    if platform.machine() not in ("aarch64", "arm64"):
-        assert runtime.kernels == "generic"
+    assert runtime.kernels == KERNEL_SETS[0]  # the best set this CPU runs (best_kernel_set)
+    assert runtime.kernels == best_kernel_set()
     assert cpu_features()
     runtime.run(np.zeros((2, 1, 16, 16), np.float32))
     timings = runtime.op_timings()

@@ -1,10 +1,12 @@
 """The C runtime's other builds, driven from pytest: ASan+UBSan, the libFuzzer loader harness,
-and the aarch64 cross build under qemu-aarch64 as Cortex-A53, A72 and A76.
+the aarch64 cross build under qemu-aarch64 as Cortex-A53, A72 and A76, and the host build under
+qemu-x86_64 (-cpu max: AVX2, so the x86 set runs even where the machine has no AVX2).
 
 Every kernel set of a build is held to the numpy reference bit for bit on the random grid
-(graph_grid(120), as in tests/test_runtime.py) and on the fast kernels' edge cases: generic and
-reference under the sanitizers, neondot (Cortex-A76 only), neon, generic and reference under
-QEMU.
+(graph_grid(120), as in tests/test_runtime.py) and on the fast kernels' edge cases: x86vnni and
+x86 (where the CPU has AVX-VNNI, AVX2), generic and reference under the sanitizers, neondot
+(Cortex-A76 only), neon, generic and reference under qemu-aarch64, x86, generic and reference
+under qemu-x86_64.
 
 These need cmake, a C compiler, clang (fuzzer), gcc-aarch64-linux-gnu and qemu-user; `make
 test` installs them (scripts/install-toolchains.sh) and sets DDQ_REQUIRE_TOOLCHAINS=1, which
@@ -23,6 +25,7 @@ import pytest
 from ddq_edge import Runtime
 from ddq_edge.bundle import write_bundle
 from ddq_edge.reference import run
+from ddq_edge.runtime import cpu_features
 from ddq_edge.testing.kernel_cases import kernel_cases
 from ddq_edge.testing.random_graphs import graph_grid
 
@@ -34,7 +37,10 @@ REGRESSIONS = RUNTIME / "tests" / "fuzz_regressions"
 QEMU_CPUS = ("cortex-a53", "cortex-a72", "cortex-a76")
 ARM_SYSROOT = Path("/usr/aarch64-linux-gnu")
 GRID_SIZE = 120
-HOST_KERNEL_SETS = ("generic", "reference")        # x86 builds
+# x86 builds: x86vnni where this CPU has AVX-VNNI, x86 where it has AVX2 (the QEMU test below
+# runs x86 regardless; QEMU 7.2 has no AVX-VNNI)
+HOST_KERNEL_SETS = tuple(k for k, f in (("x86vnni", "avxvnni"), ("x86", "avx2")) if f in cpu_features().split()) + (
+    "generic", "reference")
 ARM_KERNEL_SETS = ("neondot", "neon", "generic", "reference")  # aarch64 builds
 # the sets each emulated core runs: the dot product (neondot) needs ARMv8.2's FEAT_DotProd
 CPU_KERNEL_SETS = {"cortex-a53": ARM_KERNEL_SETS[1:], "cortex-a72": ARM_KERNEL_SETS[1:],
@@ -257,3 +263,34 @@ def test_aarch64_kernels_under_sanitizers_in_qemu(arm_asan_build, conformance_ca
     out = sh("qemu-aarch64", "-L", ARM_SYSROOT, "-cpu", "cortex-a76", arm_asan_build / "test_runtime", DEMO_BUNDLE,
              *bundles, env={**os.environ, "ASAN_OPTIONS": "detect_leaks=0"}).stdout
     assert "all checks passed (cpu: asimd asimdhp asimddp)" in out
+
+
+# --------------------------------------------------------------------------- x86-64 under QEMU
+
+@pytest.fixture(scope="module")
+def host_build() -> Path:
+    need("cc")
+    return cmake_build("native", "-DCMAKE_BUILD_TYPE=Release")
+
+
+def test_x86_set_under_qemu(host_build, conformance_cases, tmp_path):
+    """qemu-x86_64 -cpu max reports AVX2 (QEMU ≥ 7.2), so the x86 set runs the unit tests, the
+    demo model and every conformance bundle against the reference set byte for byte with 1–4
+    threads whatever the machine; -cpu qemu64 has no AVX2, and the dispatch falls back to
+    generic and refuses x86."""
+    need("qemu-x86_64")
+    bundles = [bundle for bundle, _, _ in conformance_cases]
+    out = sh("qemu-x86_64", "-cpu", "max", host_build / "test_runtime", DEMO_BUNDLE, *bundles).stdout
+    assert "all checks passed (cpu: sse4.1 avx2)" in out
+    info = sh("qemu-x86_64", "-cpu", "max", host_build / "ddq-run", DEMO_BUNDLE, "--info").stdout
+    assert "kernels          x86 (cpu: sse4.1 avx2)" in info
+    for i, (bundle, inp, expected) in enumerate(conformance_cases[::7]):
+        y = tmp_path / f"y{i}.npy"
+        sh("qemu-x86_64", "-cpu", "max", host_build / "ddq-run", bundle, "--input", inp, "--output", y,
+           "--threads", 1 + i % 3, "--kernels", "x86")
+        assert_same_bits(y, expected)
+    info = sh("qemu-x86_64", "-cpu", "qemu64", host_build / "ddq-run", DEMO_BUNDLE, "--info").stdout
+    assert "kernels          generic (cpu: none)" in info
+    refused = subprocess.run(["qemu-x86_64", "-cpu", "qemu64", str(host_build / "ddq-run"), str(DEMO_BUNDLE),
+                              "--info", "--kernels", "x86"], capture_output=True, text=True)
+    assert refused.returncode == 1 and "kernel set 'x86' does not run on this CPU" in refused.stderr

@@ -81,15 +81,16 @@ def measure_memory(engine: EngineModel, input_path: Path, *, threads: int = 1) -
 
 # ----------------------------------------------------------------------------- ddq-run on this host
 def native_ddq_run() -> Path:
-    """A host (Release) ``ddq-run`` built from the checkout's runtime/ sources, next to the
-    emulator lab's cache; the build is incremental, so it follows edits to runtime/."""
+    """A host (Release) ``ddq-run`` built from the checkout's runtime/ sources, inside the
+    emulator lab's cache (so checkouts with caches of their own do not share a build); the build
+    is incremental, so it follows edits to runtime/."""
     import os
     import shutil
 
     from ..emulation import default_cache_base, runtime_sources
 
     src = runtime_sources()
-    build = default_cache_base().parent / "native-runtime"
+    build = default_cache_base() / "native-runtime"
     if not (build / "CMakeCache.txt").is_file():
         generator = ["-G", "Ninja"] if shutil.which("ninja") else []
         subprocess.run(["cmake", "-S", str(src), "-B", str(build), *generator, "-DDDQ_TESTS=OFF",

@@ -1,6 +1,6 @@
-"""Edge cases for the runtime's fast kernel sets (``generic``, ``neon``, ``neondot``): single-op graphs that
-aim at the fast paths' tiles, tails and numeric limits, to be compared bit for bit with the
-numpy reference like the random grid of :mod:`ddq_edge.testing.random_graphs`.
+"""Edge cases for the runtime's fast kernel sets (``generic``, ``neon``, ``neondot``, ``x86``):
+single-op graphs that aim at the fast paths' tiles, tails and numeric limits, to be compared bit
+for bit with the numpy reference like the random grid of :mod:`ddq_edge.testing.random_graphs`.
 
 The random grid keeps its graphs small and its multipliers tame. These cases add what it does
 not reach on purpose:
@@ -19,7 +19,10 @@ not reach on purpose:
   inputs of 2–6 bits, k-blocks whose bound Σ|w|·span is exactly 32767 and just above it (which
   must split the reduction: K not a multiple of the block), several k-blocks, and blocks of 8
   channels that take the int16 and the int32 path in the same op; 8 × 16 pixel tiles with
-  tails of 1–15 pixels.
+  tails of 1–15 pixels;
+* the x86 GEMM's saturating maddubs (pairs of byte products at the largest admitted sum and
+  just beyond), its int16 runs at exactly 32767 / −32768 and one beyond, and its 4 × 8 tiles'
+  tails.
 
 Every graph is quantize → op → dequantize with an input scale of 1, so an input value k is
 the code k + zero point exactly. Outputs of the numpy reference fit int32 by construction.
@@ -255,6 +258,7 @@ def kernel_cases(seed: int = 0) -> list[KernelCase]:
     cases += _neon_elementwise_and_dw_cases(np.random.default_rng(seed + 1))
     cases += _acc8_cases(np.random.default_rng(seed + 6))
     cases += _sdot_cases(np.random.default_rng(seed + 7))
+    cases += _x86_cases(np.random.default_rng(seed + 8))
     cases.append(_quantize_case(np.random.default_rng(seed + 4), "quantize specials, scale 0.1 zp 37", 0.1, 37))
     cases.append(_quantize_case(np.random.default_rng(seed + 5), "quantize specials, 4-bit, scale 3 zp 0", 3.0, 0, 4))
     return cases
@@ -328,6 +332,43 @@ def _sdot_cases(rng: np.random.Generator) -> list[KernelCase]:
                                 padding=(1, 2, 0, 1), in_bits=8, in_zp=zp))
         cases.append(_conv_case(rng, f"sdot 1x1 bound zp{zp}", c=35, h=5, w=7, o=7, in_zp=zp, extreme=True,
                                 w_extreme="max" if zp else "min", bias="bound"))
+    return cases
+
+
+def _x86_cases(rng: np.random.Generator) -> list[KernelCase]:
+    """The x86 set's GEMM on groups of 4 taps (conv_gemm_4x16c4__avx2.c) at its bounds. Its panel
+    holds unsigned codes (c = 0) and maddubs adds a pair of taps (4g, 4g + 1 or 4g + 2, 4g + 3)
+    into an int16 lane with saturation, so a block of 4 channels takes it only if no pair's
+    bound leaves int16: with inputs at 255, weights (127, 1) make 32640, the largest pair an
+    8-bit grid can reach within int16 (admitted), and (127, 2) make 32895 (that block must take
+    the exact int16-operand path; saturating, it would be 32767). The pair lanes then add in int16
+    over runs: with 1-bit inputs at 1 a lane's whole sum at 32767 and −32768 is one run, at 32768
+    and −32769 two. Tails of the 4-channel blocks, the 4-tap groups and the 8-pixel tiles, and
+    accumulators at the int32 bound on the maddubs path."""
+    cases = []
+    w = rng.integers(-3, 4, size=(8, 32)).astype(np.int8)
+    w[0, 0::4], w[0, 1::4] = 127, 1  # block 0: every even-lane pair at 32640
+    w[2, 2::4], w[2, 3::4] = -127, -1  # and every odd-lane pair of another channel at −32640
+    w[5, 4], w[5, 5] = 127, 2  # block 1: one pair at 32895
+    for extreme in (True, False):
+        cases.append(_conv_case(rng, f"x86 maddubs pairs at 32640 / 32895 ({'top' if extreme else 'random'})", c=32,
+                                h=3, w=5, o=8, in_bits=8, in_zp=0, extreme=extreme, weights=w.reshape(8, 32, 1, 1),
+                                bias="zero"))
+    even_lane = np.sort(np.concatenate([np.arange(0, 520, 4), np.arange(1, 520, 4)]))
+    for total in (32767, 32768, -32768, -32769):
+        wt = rng.integers(-1, 2, size=(5, 520)).astype(np.int8)
+        wt[2] = 0
+        sign, rest = (1, total - 127 * 258) if total > 0 else (-1, -total - 127 * 258)
+        wt[2, even_lane[:258]] = sign * 127
+        wt[2, even_lane[258]] = sign * rest
+        cases.append(_conv_case(rng, f"x86 int16 run bound {total}", c=520, h=2, w=5, o=5, in_bits=1, in_zp=0,
+                                extreme=True, weights=wt.reshape(5, 520, 1, 1), bias="zero"))
+    for c, o, hw in ((1, 1, (1, 1)), (2, 3, (3, 3)), (3, 5, (1, 7)), (5, 2, (3, 5)), (6, 7, (1, 17)), (7, 4, (2, 4))):
+        cases.append(_conv_case(rng, f"x86 tails c{c} o{o} {hw}", c=c, h=hw[0], w=hw[1], o=o,
+                                in_bits=int(rng.integers(2, 9)), w_bits=int(rng.integers(2, 9))))
+    for zp in (0, 255):
+        cases.append(_conv_case(rng, f"x86 maddubs int32 bound zp{zp}", c=64, h=3, w=3, o=6, in_bits=8, in_zp=zp,
+                                w_bits=4, extreme=True, w_extreme="max" if zp == 0 else "min", bias="bound"))
     return cases
 
 

@@ -14,6 +14,9 @@
 
 #include "error.h"
 
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#include <cpuid.h>
+#endif
 #if defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
 #define HWCAP_BIT_ASIMD (1ul << 1)
@@ -22,14 +25,20 @@
 #define HWCAP2_BIT_I8MM (1ul << 13)
 #endif
 
-/* Best first: neondot and neon (aarch64 builds), generic (portable C, vectorized by the
- * compiler), reference. Further bitwidth-aware sets (x86) slot in above the ones they beat. */
+/* Best first: neondot and neon (aarch64 builds) or x86vnni and x86 (x86-64 builds, AVX2), generic
+ * (portable C, vectorized by the compiler), reference. */
 static const ddq_kernel_set *const KERNEL_SETS[] = {
 #if defined(DDQ_HAVE_NEONDOT_KERNELS)
     &ddq_kernels_neondot,
 #endif
 #if defined(DDQ_HAVE_NEON_KERNELS)
     &ddq_kernels_neon,
+#endif
+#if defined(DDQ_HAVE_X86VNNI_KERNELS)
+    &ddq_kernels_x86vnni,
+#endif
+#if defined(DDQ_HAVE_X86_KERNELS)
+    &ddq_kernels_x86,
 #endif
     &ddq_kernels_generic,
     &ddq_kernels_reference,
@@ -56,8 +65,19 @@ static void detect_features(void) {
     if (__builtin_cpu_supports("sse4.1")) append("sse4.1");
     if (__builtin_cpu_supports("avx2")) append("avx2");
     if (__builtin_cpu_supports("avx512bw")) append("avx512bw");
+    /* AVX-VNNI: cpuid leaf 7, subleaf 1, EAX bit 4 (compilers' __builtin_cpu_supports do not all
+     * know it); its VEX instructions use the YMM state that the AVX2 test above checks */
+    unsigned a, b, c, d;
+    if (__builtin_cpu_supports("avx2") && __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a >> 4 & 1)) append("avxvnni");
 #endif
     if (!features[0]) append("none");
+}
+
+int ddq_cpu_has(const char *feature) {
+    const size_t n = strlen(feature);
+    for (const char *f = ddq_cpu_features(); (f = strstr(f, feature)) != NULL; f += n)
+        if ((f == features || f[-1] == ' ') && (f[n] == ' ' || f[n] == '\0')) return 1;
+    return 0;
 }
 
 const char *ddq_cpu_features(void) {

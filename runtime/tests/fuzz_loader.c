@@ -2,10 +2,10 @@
  *
  * Every input is tried twice: as it is (the checksum and container checks), and with its
  * section and header CRC32s recomputed, so mutations reach the record parsers, the graph
- * checks and — for inputs that load — the memory planner of a session and the `generic` kernel
- * set's per-op preparation. Seeds are valid
- * bundles (tests/test_runtime_builds.py writes them); crashes found are kept in
- * runtime/tests/fuzz_regressions/ and replayed by the tests.
+ * checks and — for inputs that load — the memory planner of a session and the per-op
+ * preparation of the `generic` kernel set and (on x86-64 CPUs with AVX2, AVX-VNNI) the `x86`
+ * and `x86vnni` sets. Seeds are valid bundles (tests/test_runtime_builds.py writes them);
+ * crashes found are kept in runtime/tests/fuzz_regressions/ and replayed by the tests.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -42,8 +42,9 @@ static void load(const uint8_t *data, size_t size) {
     ddq_model *model = NULL;
     ddq_error error;
     if (ddq_model_load_memory(data, size, "fuzz", &model, &error) != DDQ_OK) return;
-    /* the planner, and the generic set's per-op preparation (packed weights, scratch sizes) */
-    static const char *const kernel_sets[] = {"reference", "generic"};
+    /* the planner, and the fast sets' per-op preparation (packed weights, plans, scratch sizes);
+     * a set this build or CPU lacks fails cleanly */
+    static const char *const kernel_sets[] = {"reference", "generic", "x86", "x86vnni"};
     for (size_t k = 0; k < sizeof kernel_sets / sizeof kernel_sets[0]; k++) {
         ddq_session *session = NULL;
         ddq_session_options options = ddq_session_default_options();

@@ -2,9 +2,10 @@
  * primitives on the examples of docs/arithmetic.md §4–5, CRC32, error paths, thread-count
  * independence, and that a session allocates nothing while it runs (malloc and friends are
  * wrapped at link time and counted), for every kernel set this CPU runs; on aarch64 the NEON
- * requantization against the scalar one. Bundles given as arguments run through every kernel
- * set and thread count (see test_bundle_kernel_sets). The bit-exactness grid against the numpy
- * reference lives in tests/test_runtime*.py, which drive this build. */
+ * requantization against the scalar one, on x86-64 with AVX2 the x86 set's, and the x86 GEMM
+ * plans. Bundles given as arguments run through every kernel set and thread count (see
+ * test_bundle_kernel_sets). The bit-exactness grid against the numpy reference lives in
+ * tests/test_runtime*.py, which drive this build. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,14 +15,18 @@
 #include "ddq/ddq.h"
 #include "fixed_point.h"
 #include "kernels/generic/generic.h"
-#if defined(__aarch64__)
 #include "kernels/kernels.h"
+#if defined(__aarch64__)
 #include "kernels/neon/neon.h"
 extern const ddq_kernel_set ddq_kernels_neon;
 #endif
+#if defined(__x86_64__)
+#include "kernels/x86/x86.h"
+extern const ddq_kernel_set ddq_kernels_x86;
+#endif
 
 /* The kernel sets a build can have; those this CPU cannot run are skipped. */
-static const char *const KERNEL_SETS[] = {"neondot", "neon", "generic", "reference"};
+static const char *const KERNEL_SETS[] = {"neondot", "neon", "x86vnni", "x86", "generic", "reference"};
 #define KERNEL_SET_COUNT (sizeof KERNEL_SETS / sizeof KERNEL_SETS[0])
 
 /* ------------------------------------------------------------------ allocation counting */
@@ -211,10 +216,7 @@ static void test_mbqm(void) {
     }
 }
 
-#if defined(__aarch64__)
-/* The NEON requantization (SMULL + SRSHL by −t + saturating narrows, mbqm__neon.h) against
- * ddq_mbqm / ddq_clamp_code: every shift, extreme and random m0, accumulators at the int32
- * limits, exact ties of both signs, and output ranges at 0 and 255. */
+/* Random numbers and accumulators for the SIMD requantization tests. */
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 static uint64_t next_random(void) {
     rng_state ^= rng_state << 13;
@@ -249,6 +251,61 @@ static int32_t test_accumulator(int kind, int32_t m0, int t) {
     }
 }
 
+/* A SIMD requantization of n accumulators: out[i] = clamp(MBQM(acc[i]) + zp, lo, hi). */
+typedef void (*requantize_fn)(const int32_t *acc, int64_t n, ddq_multiplier m, int32_t zp, int32_t lo, int32_t hi,
+                              uint8_t *out);
+
+/* A fast SIMD requantization (neon's SQDMULH/SRSHL form, x86's 64-bit lanes) against
+ * ddq_mbqm / ddq_clamp_code on the domain their preparation admits them for, |acc| · 2^l < 2^31
+ * with l = max(0, shift + 1): every shift, the multipliers' extremes, accumulators at the
+ * domain's ends, ties and random ones, output zero points and ranges at both ends; and the
+ * preparation's verdict (`admits`) at the domain's edge and one past it. */
+static void check_fast_requantization(const char *name, requantize_fn requantize,
+                                      int (*admits)(ddq_multiplier m, int64_t bound)) {
+    static const struct { int32_t zp, lo, hi; } grids[] = {
+        {0, 0, 255}, {255, 0, 255}, {128, 3, 200}, {40, 0, 15}, {7, 7, 7}, {255, 255, 255}};
+    long checked = 0, bad = 0;
+    for (int32_t shift = -31; shift <= 30; shift++) {
+        const int t = 31 - shift, l = shift >= 0 ? shift + 1 : 0;
+        const int64_t limit = (((int64_t)1 << 31) - 1) >> l; /* the largest |acc| admitted */
+        for (int mi = 0; mi < 6; mi++) {
+            const int32_t m0 = mi == 0   ? 1 << 30
+                               : mi == 1 ? INT32_MAX
+                               : mi == 2 ? (1 << 30) + 1
+                                         : (int32_t)((1u << 30) | (uint32_t)(next_random() & 0x3FFFFFFF));
+            const ddq_multiplier m = {m0, shift};
+            CHECK(admits(m, limit), "%s: admitted at |acc| <= %lld, shift %d", name, (long long)limit, shift);
+            if (l > 0) CHECK(!admits(m, limit + 1), "%s: refused past the domain, shift %d", name, shift);
+            for (int round = 0; round < 24; round++) {
+                int32_t acc[37];
+                uint8_t got[37];
+                for (int k = 0; k < 37; k++) {
+                    int64_t a = round < 2 ? (k % 2 ? limit : -limit) + (k / 2) * (k % 2 ? -1 : 1)
+                                          : test_accumulator((round + k) % 6, m0, t);
+                    if (a > limit || a < -limit) a = a % (limit + 1); /* inside the domain */
+                    acc[k] = (int32_t)a;
+                }
+                for (size_t gi = 0; gi < sizeof grids / sizeof grids[0]; gi++) {
+                    requantize(acc, 37, m, grids[gi].zp, grids[gi].lo, grids[gi].hi, got);
+                    for (int k = 0; k < 37; k++) {
+                        const int32_t want = ddq_clamp_code(ddq_mbqm(acc[k], m), grids[gi].zp, grids[gi].lo,
+                                                            grids[gi].hi);
+                        checked++;
+                        if (got[k] != want && bad++ < 5)
+                            CHECK(0, "%s: acc %d m0 %d shift %d zp %d: %d, scalar %d", name, acc[k], m0, shift,
+                                  grids[gi].zp, got[k], want);
+                    }
+                }
+            }
+        }
+    }
+    CHECK(bad == 0, "%ld of %ld %s requantizations differ", bad, checked, name);
+}
+
+#if defined(__aarch64__)
+/* The NEON requantization (SMULL + SRSHL by −t + saturating narrows, mbqm__neon.h) against
+ * ddq_mbqm / ddq_clamp_code: every shift, extreme and random m0, accumulators at the int32
+ * limits, exact ties of both signs, and output ranges at 0 and 255. */
 static void test_neon_requantization(void) {
     static const struct { int32_t zp, lo, hi; } grids[] = {
         {0, 0, 255}, {255, 0, 255}, {128, 3, 200}, {7, 7, 7}, {0, 0, 0}, {255, 255, 255}, {40, 0, 15}};
@@ -314,72 +371,22 @@ static void test_neon_requantization(void) {
     CHECK(bad == 0, "%ld of %ld NEON requantizations differ", bad, checked);
 }
 
-/* The fast form (SQDMULH/SRSHL, gemm_plan.h) against the scalar requantization on the domain the
- * plan admits it for, |acc| · 2^l < 2^31: every shift, the multipliers' extremes, accumulators at
- * the domain's ends, ties and random ones; and ddq_requant_plan_init's verdict at the edge of that
- * domain (a bound one past it turns the fast form off). The rounding shift SRSHL(H, −r) is also
- * compared with neondot's SQRDMULH(H, 2^(31 − r)). */
-static void test_neon_fast_requantization(void) {
-    static const struct { int32_t zp, lo, hi; } grids[] = {{0, 0, 255}, {255, 0, 255}, {128, 3, 200}, {40, 0, 15}};
-    long checked = 0, bad = 0;
-    for (int32_t shift = -31; shift <= 30; shift++) {
-        const int t = 31 - shift, l = shift >= 0 ? shift + 1 : 0;
-        const int64_t limit = (((int64_t)1 << 31) - 1) >> l; /* the largest |acc| admitted */
-        for (int mi = 0; mi < 6; mi++) {
-            const int32_t m0 = mi == 0   ? 1 << 30
-                               : mi == 1 ? INT32_MAX
-                               : mi == 2 ? (1 << 30) + 1
-                                         : (int32_t)((1u << 30) | (uint32_t)(next_random() & 0x3FFFFFFF));
-            const ddq_multiplier m = {m0, shift};
-            ddq_requant_plan rq;
-            int64_t bound = limit;
-            CHECK(ddq_requant_plan_init(&rq, &m, &bound, 1) && rq.fast, "fast at |acc| ≤ %lld, shift %d",
-                  (long long)limit, shift);
-            for (int round = 0; round < 48; round++) {
-                int32_t acc[8];
-                for (int k = 0; k < 8; k++) {
-                    int64_t a = round < 2 ? (k % 2 ? limit : -limit) + (k / 2) * (k % 2 ? -1 : 1)
-                                          : test_accumulator((round + k) % 6, m0, t);
-                    if (a > limit || a < -limit) a = a % (limit + 1); /* inside the domain */
-                    acc[k] = (int32_t)a;
-                }
-                for (int h = 0; h < 2; h++) {
-                    const int32x4_t H = vqdmulhq_s32(vshlq_s32(vld1q_s32(acc + 4 * h), vdupq_n_s32(l)), vdupq_n_s32(m0));
-                    int32_t hs[4], shifted[4], multiplied[4];
-                    vst1q_s32(hs, H);
-                    vst1q_s32(shifted, vrshlq_s32(H, vdupq_n_s32(rq.neg_rshift[0])));
-                    vst1q_s32(multiplied, vqrdmulhq_s32(H, vdupq_n_s32((int32_t)(1u << (31 + rq.neg_rshift[0])))));
-                    for (int k = 0; k < 4; k++) {
-                        checked++;
-                        if (shifted[k] != multiplied[k] && bad++ < 5)
-                            CHECK(0, "rounding shift of %d by %d: SRSHL %d, SQRDMULH %d", hs[k],
-                                  -rq.neg_rshift[0], shifted[k], multiplied[k]);
-                    }
-                }
-                for (size_t gi = 0; gi < sizeof grids / sizeof grids[0]; gi++) {
-                    const ddq_requant_fast r = ddq_requant_fast_same(&rq, 0, grids[gi].zp, grids[gi].lo, grids[gi].hi);
-                    uint8_t got[8];
-                    vst1_u8(got, ddq_requantize_fast_neon(vld1q_s32(acc), vld1q_s32(acc + 4), &r));
-                    for (int k = 0; k < 8; k++) {
-                        const int32_t want = ddq_clamp_code(ddq_mbqm(acc[k], m), grids[gi].zp, grids[gi].lo,
-                                                            grids[gi].hi);
-                        checked++;
-                        if (got[k] != want && bad++ < 5)
-                            CHECK(0, "fast requant acc %d m0 %d shift %d zp %d: neon %d, scalar %d", acc[k], m0, shift,
-                                  grids[gi].zp, got[k], want);
-                    }
-                }
-            }
-            ddq_requant_plan_free(&rq);
-            if (l > 0) {
-                bound = limit + 1;
-                CHECK(ddq_requant_plan_init(&rq, &m, &bound, 1) && !rq.fast, "not fast past the domain, shift %d",
-                      shift);
-                ddq_requant_plan_free(&rq);
-            }
-        }
+/* The fast form (SQDMULH/SRSHL, gemm_plan.h) on eight lanes at a time, and
+ * ddq_requant_plan_init's verdict on it. */
+static void neon_fast_requantize(const int32_t *acc, int64_t n, ddq_multiplier m, int32_t zp, int32_t lo, int32_t hi,
+                                 uint8_t *out) {
+    ddq_requant_plan rq;
+    int64_t bound = 0;
+    if (!ddq_requant_plan_init(&rq, &m, &bound, 1)) return;
+    const ddq_requant_fast r = ddq_requant_fast_same(&rq, 0, zp, lo, hi);
+    for (int64_t i = 0; i < n; i += 8) {
+        int32_t a[8] = {0};
+        uint8_t y[8];
+        memcpy(a, acc + i, (size_t)(n - i < 8 ? n - i : 8) * sizeof *a);
+        vst1_u8(y, ddq_requantize_fast_neon(vld1q_s32(a), vld1q_s32(a + 4), &r));
+        memcpy(out + i, y, (size_t)(n - i < 8 ? n - i : 8));
     }
-    CHECK(bad == 0, "%ld of %ld fast NEON requantizations differ", bad, checked);
+    ddq_requant_plan_free(&rq);
 }
 
 /* neondot's rounding shift in int16 lanes (conv_gemm_6x16c4__neondot.c, RQ_FAST16): for r ≤ 7,
@@ -418,12 +425,49 @@ static void test_neondot_round16(void) {
     CHECK(bad == 0, "%ld of %ld int16 roundings differ", bad, checked);
 }
 
-/* The NEON add and requantize (add__neon.c, which folds add's 2^20 pre-scale into the rounding
- * shift) against the reference kernels: every pair of codes (every code for requantize), zero
- * points at both ends of the grid and inside, clamped and full activation ranges, multipliers
- * that make ties at every rounding (power-of-two scales) and random ones, and ranges whose
- * 0–15 last elements take the scalar tail. */
-static void test_neon_elementwise(void) {
+/* neondot's rounding shift as a multiply (conv_gemm_6x16c4__neondot.c): SQRDMULH(H, 2^(31 − r))
+ * equals SRSHL(H, −r) for every r ≥ 1: the int32 extremes, the values around the ties
+ * (multiples of 2^(r−1)) and random ones. */
+static void test_neondot_rounding_multiply(void) {
+    long checked = 0, bad = 0;
+    for (int r = 1; r <= 31; r++)
+        for (int round = 0; round < 64; round++) {
+            int32_t H[4];
+            for (int k = 0; k < 4; k++) {
+                int64_t v = round == 0  ? (k % 2 ? INT32_MAX : INT32_MIN)
+                            : round < 16 ? (int64_t)(round - 8) * ((int64_t)1 << (r - 1)) + k - 2
+                                         : (int64_t)(next_random() & 0xFFFFFFFFu) - 2147483648LL;
+                if (v > INT32_MAX) v = INT32_MAX;
+                if (v < INT32_MIN) v = INT32_MIN;
+                H[k] = (int32_t)v;
+            }
+            int32_t shifted[4], multiplied[4];
+            vst1q_s32(shifted, vrshlq_s32(vld1q_s32(H), vdupq_n_s32(-r)));
+            vst1q_s32(multiplied, vqrdmulhq_s32(vld1q_s32(H), vdupq_n_s32((int32_t)(1u << (31 - r)))));
+            for (int k = 0; k < 4; k++) {
+                checked++;
+                if (shifted[k] != multiplied[k] && bad++ < 5)
+                    CHECK(0, "rounding shift of %d by %d: SRSHL %d, SQRDMULH %d", H[k], r, shifted[k], multiplied[k]);
+            }
+        }
+    CHECK(bad == 0, "%ld of %ld rounding multiplies differ", bad, checked);
+}
+
+static int neon_fast_admits(ddq_multiplier m, int64_t bound) {
+    ddq_requant_plan rq;
+    const int fast = ddq_requant_plan_init(&rq, &m, &bound, 1) && rq.fast;
+    ddq_requant_plan_free(&rq);
+    return fast;
+}
+#endif
+
+/* A SIMD set's add and requantize (neon: add__neon.c, which folds add's 2^20 pre-scale into the
+ * rounding shift; x86: add__avx2.c, requantize__avx2.c) against the reference kernels: every
+ * pair of codes (every code for requantize), zero points at both ends of the grid and inside,
+ * clamped and full activation ranges, multipliers that make ties at every rounding
+ * (power-of-two scales) and random ones, and ranges whose 0–15 last elements take the scalar
+ * tail. */
+static void test_elementwise(const ddq_kernel_set *set) {
     static const struct { float sa, sb, so; } scales[] = {
         {1.0f, 1.0f, 1.0f},   {1.0f, 1.0f, 2.0f},      {1.0f, 0.25f, 0.5f}, {0.5f, 1.0f, 4.0f},
         {1.0f, 0.125f, 8.0f}, {0.03f, 0.07f, 0.011f}, {0.9f, 0.0013f, 0.4f}, {1e-3f, 1e-3f, 1e-1f}};
@@ -458,16 +502,98 @@ static void test_neon_elementwise(void) {
                 /* ranges of 1…37 elements: every tail length, and starts off the 16-byte grid */
                 args.y = got;
                 for (int64_t b = 0, len = 1; b < n; b += len, len = len % 37 + 1)
-                    ddq_kernels_neon.ops[kernel](&args, b, b + len < n ? b + len : n);
+                    set->ops[kernel](&args, b, b + len < n ? b + len : n);
                 for (int64_t i = 0; i < n; i++) {
                     checked++;
                     if (got[i] != want[i] && bad++ < 5)
-                        CHECK(0, "%s %d, %d (scales %zu, grids %zu): neon %d, reference %d", kind ? "requantize" : "add",
-                              xa[i], xb[i], si, gi, got[i], want[i]);
+                        CHECK(0, "%s %d, %d (scales %zu, grids %zu): %s %d, reference %d",
+                              kind ? "requantize" : "add", xa[i], xb[i], si, gi, set->name, got[i], want[i]);
                 }
             }
         }
-    CHECK(bad == 0, "%ld of %ld NEON add / requantize outputs differ", bad, checked);
+    CHECK(bad == 0, "%ld of %ld %s add / requantize outputs differ", bad, checked, set->name);
+}
+
+#if defined(__x86_64__)
+/* The x86 set's GEMM plans (prepare__x86.c) of every GEMM conv2d of a bundle, against a direct
+ * computation from the int8 weights: a block of 4 channels takes maddubs exactly when, for
+ * every channel, group of 4 taps and pair of taps in it, the interval bound of the pair's
+ * products (w · v, v ∈ [qmin, qmax]: the unsigned panel) lies in int16; its runs cover every
+ * group, each the longest whose per-pair-lane bound lies in int16. Prints how many blocks take
+ * which kernel. */
+static void interval_pair(const int8_t *w, int64_t K, int64_t o, int64_t k0, int64_t lo, int64_t hi, int64_t *mn,
+                          int64_t *mx) {
+    for (int64_t k = k0; k < k0 + 2 && k < K; k++) {
+        const int64_t a = w[o * K + k] * lo, b = w[o * K + k] * hi;
+        *mn += a < b ? a : b;
+        *mx += a < b ? b : a;
+    }
+}
+
+static void test_x86_gemm_plans(const char *path) {
+    ddq_model *model = NULL;
+    ddq_error error;
+    if (ddq_model_load_file(path, &model, &error) != DDQ_OK) {
+        CHECK(0, "%s", error.message);
+        return;
+    }
+    long blocks[2] = {0, 0}, runs_total = 0;
+    int convs = 0;
+    for (uint32_t i = 0; i < model->op_count; i++) {
+        const ddq_op *op = &model->ops[i];
+        const ddq_tensor *xt = &model->tensors[op->inputs[0]], *wt = &model->tensors[op->inputs[1]];
+        if (op->kind != DDQ_OP_CONV2D || ddq_conv_path(op, xt, wt) != DDQ_CONV_GEMM) continue;
+        ddq_x86_gemm *g = ddq_kernels_x86.prepare(model, op);
+        CHECK(g != NULL && g->path == DDQ_CONV_GEMM, "%s: op %u not prepared", path, i);
+        if (!g) continue;
+        convs++;
+        const ddq_gemm_plan *p = g->plan;
+        const int64_t O = wt->shape[0], K = wt->elements / O, KG = (K + 3) / 4, lo = xt->qmin, hi = xt->qmax;
+        const int8_t *w = wt->data;
+        for (int64_t b = 0; b * 4 < O; b++) {
+            int fits = 1;
+            for (int64_t o = 4 * b; o < 4 * b + 4 && o < O; o++)
+                for (int64_t k0 = 0; k0 < K; k0 += 2) {
+                    int64_t mn = 0, mx = 0;
+                    interval_pair(w, K, o, k0, lo, hi, &mn, &mx);
+                    fits &= mn >= INT16_MIN && mx <= INT16_MAX;
+                }
+            CHECK(p->kernel[b] == (fits ? DDQ_X86_MADDUBS : DDQ_X86_MADD), "%s: op %u block %ld: kernel %d",
+                  path, i, (long)b, p->kernel[b]);
+            blocks[p->kernel[b]]++;
+            if (!fits) continue;
+            int64_t g0 = 0, r = p->run_begin[b];
+            while (g0 < KG) { /* the greedy runs, found again */
+                int64_t mn[4][2] = {{0}}, mx[4][2] = {{0}}, g1 = g0;
+                for (; g1 < KG; g1++) {
+                    int64_t nmn[4][2], nmx[4][2];
+                    int ok = 1;
+                    memcpy(nmn, mn, sizeof mn);
+                    memcpy(nmx, mx, sizeof mx);
+                    for (int64_t o = 4 * b; o < 4 * b + 4 && o < O; o++)
+                        for (int h = 0; h < 2; h++) {
+                            interval_pair(w, K, o, 4 * g1 + 2 * h, lo, hi, &nmn[o - 4 * b][h], &nmx[o - 4 * b][h]);
+                            ok &= nmn[o - 4 * b][h] >= INT16_MIN && nmx[o - 4 * b][h] <= INT16_MAX;
+                        }
+                    if (!ok) break;
+                    memcpy(mn, nmn, sizeof mn);
+                    memcpy(mx, nmx, sizeof mx);
+                }
+                CHECK(r < p->run_begin[b + 1] && p->runs[r].length == g1 - g0,
+                      "%s: op %u block %ld run %ld: length %d, expected %ld", path, i, (long)b, (long)r,
+                      r < p->run_begin[b + 1] ? p->runs[r].length : -1, (long)(g1 - g0));
+                g0 = g1;
+                r++;
+            }
+            CHECK(r == p->run_begin[b + 1], "%s: op %u block %ld: %ld runs, expected %ld", path, i, (long)b,
+                  (long)(p->run_begin[b + 1] - p->run_begin[b]), (long)(r - p->run_begin[b]));
+            runs_total += r - p->run_begin[b];
+        }
+        ddq_kernels_x86.release(g);
+    }
+    printf("%s: x86 GEMM blocks of 4 channels in %d convolutions: maddubs %ld (%ld runs), madd %ld\n", path, convs,
+           blocks[DDQ_X86_MADDUBS], runs_total, blocks[DDQ_X86_MADD]);
+    ddq_model_free(model);
 }
 #endif
 
@@ -774,15 +900,26 @@ int main(int argc, char **argv) {
     test_pinned_bundle();
 #if defined(__aarch64__)
     test_neon_requantization();
-    test_neon_fast_requantization();
+    check_fast_requantization("neon fast form", neon_fast_requantize, neon_fast_admits);
     test_neondot_round16();
-    test_neon_elementwise();
+    test_neondot_rounding_multiply();
+    test_elementwise(&ddq_kernels_neon);
+#endif
+#if defined(__x86_64__)
+    const int x86 = kernel_set_runs("x86");
+    if (x86) {
+        check_fast_requantization("x86", ddq_requantize_codes__avx2, ddq_rq_x86_exact);
+        test_elementwise(&ddq_kernels_x86);
+    }
 #endif
     test_run_and_threads();
     for (int i = 1; i < argc; i++) test_bundle_kernel_sets(argv[i]);
     for (int i = 1; i < argc; i++) test_acc16_plan(argv[i]);
 #if defined(__aarch64__)
     for (int i = 1; i < argc; i++) test_pairs_plans(argv[i]);
+#endif
+#if defined(__x86_64__)
+    for (int i = 1; x86 && i < argc; i++) test_x86_gemm_plans(argv[i]);
 #endif
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);

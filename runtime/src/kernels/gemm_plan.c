@@ -144,9 +144,9 @@ static void product_bounds(int64_t w, int64_t lo, int64_t hi, int64_t *mn, int64
     *mx = a < b ? b : a;
 }
 
-int64_t ddq_greedy_runs(const ddq_gemm_plan *p, int64_t o0, int64_t n, int64_t g0, int64_t g1, int per_lane,
+int64_t ddq_greedy_runs(const ddq_gemm_plan *p, int64_t o0, int64_t n, int64_t g0, int64_t g1, int lane_taps,
                         int64_t lim_lo, int64_t lim_hi, int64_t max_length, uint16_t *out) {
-    const int G = p->group, lanes = per_lane ? G : 1;
+    const int G = p->group, taps = lane_taps > 0 && lane_taps < G ? lane_taps : G, lanes = G / taps;
     int64_t mn[64 * 4], mx[64 * 4]; /* per channel (≤ 64) and lane: the current run's bounds */
     if (n > 64) return -1;
     int64_t count = 0, g = g0;
@@ -162,8 +162,8 @@ int64_t ddq_greedy_runs(const ddq_gemm_plan *p, int64_t o0, int64_t n, int64_t g
                     const int8_t wv = o < p->O ? p->w[((o / p->R * p->KG + g) * p->R + o % p->R) * G + j] : 0;
                     int64_t a, b;
                     product_bounds(wv, p->lo, p->hi, &a, &b);
-                    const int64_t l = i * lanes + (per_lane ? j : 0);
-                    if (j == 0 || per_lane) {
+                    const int64_t l = i * lanes + j / taps;
+                    if (j % taps == 0) {
                         nmn[l] = mn[l];
                         nmx[l] = mx[l];
                     }

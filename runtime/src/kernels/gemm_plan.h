@@ -99,10 +99,12 @@ void ddq_requant_plan_free(ddq_requant_plan *rq);
 
 /* Interval-sum bounds over runs of groups. For channels o0 … o0 + n − 1 of the plan's packed
  * weights and groups [g0, g1): splits them greedily into runs as long as possible such that,
- * for every channel, the bound of Σ w·v (v ∈ [lo, hi]) over the run's taps — per lane j of a
- * group (per_lane) or over the whole group — lies in [lim_lo, lim_hi]. Writes the run lengths
- * (each ≤ max_length) to out and returns their count, or −1 when a single group does not fit. */
-int64_t ddq_greedy_runs(const ddq_gemm_plan *plan, int64_t o0, int64_t n, int64_t g0, int64_t g1, int per_lane,
+ * for every channel, the bound of Σ w·v (v ∈ [lo, hi]) over the run's taps of one lane lies in
+ * [lim_lo, lim_hi]. A lane holds `lane_taps` consecutive taps of each group (1: every tap its
+ * own lane; 2: pairs of taps, x86's maddubs; 0 or group: the whole group). Writes the run
+ * lengths (each ≤ max_length) to out and returns their count, or −1 when a single group does
+ * not fit. */
+int64_t ddq_greedy_runs(const ddq_gemm_plan *plan, int64_t o0, int64_t n, int64_t g0, int64_t g1, int lane_taps,
                         int64_t lim_lo, int64_t lim_hi, int64_t max_length, uint16_t *out);
 
 /* The loader's bound on |acc + bias| of a conv2d / fully_connected output channel o. */

@@ -1,6 +1,6 @@
 /* The kernel interface: one function per op kind, called on a range of work items.
  *
- * A kernel set (reference, generic, neon, neondot, and later x86) fills a ddq_kernel_set; the
+ * A kernel set (reference, generic, neon, neondot, x86, x86vnni) fills a ddq_kernel_set; the
  * dispatch (dispatch.c) picks one per session from the CPU's features. The executor splits an
  * op's work items (ddq_op_work: output channels for conv/fc, channels for pools, elements for
  * elementwise ops) into contiguous ranges, one per thread, so every kernel must compute each
@@ -59,6 +59,12 @@ extern const ddq_kernel_set ddq_kernels_neon;    /* aarch64 Advanced SIMD (ARMv8
 #endif
 #if defined(DDQ_HAVE_NEONDOT_KERNELS)
 extern const ddq_kernel_set ddq_kernels_neondot; /* ARMv8.2 dot product (SDOT) */
+#endif
+#if defined(DDQ_HAVE_X86_KERNELS)
+extern const ddq_kernel_set ddq_kernels_x86;     /* x86-64 AVX2 */
+#endif
+#if defined(DDQ_HAVE_X86VNNI_KERNELS)
+extern const ddq_kernel_set ddq_kernels_x86vnni; /* x86-64 AVX2 + AVX-VNNI */
 #endif
 
 #endif
