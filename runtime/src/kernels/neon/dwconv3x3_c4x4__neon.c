@@ -210,7 +210,7 @@ DDQ_ALWAYS_INLINE uint8x16_t load_input(const uint8_t *s, const uint8_t *x_end, 
  * phases. `safe`: every 16-byte load of these rows lies before x_end. */
 DDQ_ALWAYS_INLINE void fill_rows(const dw_layout *L, const uint8_t *const src[DW_G], int64_t j0, int64_t j1,
                                  uint8x16_t c, uint8x16x4_t pad, int8_t *T, const int sx, const int safe,
-                                 const uint8_t *x_end) {
+                                 const int sub, const uint8_t *x_end) {
     const int64_t x1 = L->x1, pl = L->pl, RB = L->RB, W = L->W;
     /* input column i sits at padded column i + pl: phase (i + pl) mod 2, pixel (i + pl) / 2 */
     const int64_t ne = sx == 1 ? x1 : (x1 + 1) / 2, no = x1 / 2;
@@ -225,14 +225,19 @@ DDQ_ALWAYS_INLINE void fill_rows(const dw_layout *L, const uint8_t *const src[DW
             uint8x16x4_t e, n;
             for (int ch = 0; ch < DW_G; ch++) {
                 const uint8_t *s = (ch == 0 ? s0 : ch == 1 ? s1 : ch == 2 ? s2 : s3) + at + (sx == 1 ? i : 2 * i);
-                const uint8x16_t a = load_input(s, x_end, safe);
                 if (sx == 1) {
-                    e.val[ch] = vsubq_u8(a, c);
-                    continue;
+                    e.val[ch] = load_input(s, x_end, safe);
+                } else if (safe) { /* LD2: even and odd columns in one load */
+                    const uint8x16x2_t ab = vld2q_u8(s);
+                    e.val[ch] = ab.val[0], n.val[ch] = ab.val[1];
+                } else {
+                    const uint8x16_t a = load_input(s, x_end, 0), b = load_input(s + 16, x_end, 0);
+                    e.val[ch] = vuzp1q_u8(a, b), n.val[ch] = vuzp2q_u8(a, b);
                 }
-                const uint8x16_t b = load_input(s + 16, x_end, safe);
-                e.val[ch] = vsubq_u8(vuzp1q_u8(a, b), c);
-                n.val[ch] = vsubq_u8(vuzp2q_u8(a, b), c);
+                if (sub) { /* c = 0 (codes of up to 7 bits on a zero point 0) stores them as they are */
+                    e.val[ch] = vsubq_u8(e.val[ch], c);
+                    if (sx == 2) n.val[ch] = vsubq_u8(n.val[ch], c);
+                }
             }
             vst4q_u8(row + off_e + i * DW_G, e);
             if (sx == 2) vst4q_u8(row + off_n + i * DW_G, n);
@@ -246,30 +251,32 @@ DDQ_ALWAYS_INLINE void fill_rows(const dw_layout *L, const uint8_t *const src[DW
  * group holding the tensor's last channel). src[ch]: the channels' planes, the last real one
  * repeated for channels past C. */
 DDQ_ALWAYS_INLINE void fill_group(const dw_layout *L, const uint8_t *const src[DW_G], const uint8_t *x_end,
-                                  uint8x16_t c, uint8x16x4_t pad, int8_t *T, const int sx) {
+                                  uint8x16_t c, uint8x16x4_t pad, int8_t *T, const int sx, const int sub) {
     const int64_t x1 = L->x1, W = L->W, y1 = L->y1;
     const int64_t span = sx == 1 ? round_up(x1, 16) : round_up((x1 + 1) / 2, 16) * 2; /* bytes a row's loads read */
     const uint8_t *last = src[0];
     for (int ch = 1; ch < DW_G; ch++) last = src[ch] > last ? src[ch] : last;
     const int64_t room = (x_end - last) - span; /* row j is safe while j · W ≤ room */
     const int64_t safe_rows = room < 0 ? 0 : room / W + 1 < y1 ? room / W + 1 : y1;
-    fill_rows(L, src, 0, safe_rows, c, pad, T, sx, 1, x_end);
+    fill_rows(L, src, 0, safe_rows, c, pad, T, sx, 1, sub, x_end);
     if (safe_rows == y1) return;
     const uint8_t *rest[DW_G];
     for (int ch = 0; ch < DW_G; ch++) rest[ch] = src[ch] + safe_rows * W;
-    fill_rows(L, rest, safe_rows, y1, c, pad, T, sx, 0, x_end);
+    fill_rows(L, rest, safe_rows, y1, c, pad, T, sx, 0, sub, x_end);
 }
 
 typedef void (*dw_fill_fn)(const dw_layout *L, const uint8_t *const src[DW_G], const uint8_t *x_end, uint8x16_t c,
                            uint8x16x4_t pad, int8_t *T);
-static void fill_s1(const dw_layout *L, const uint8_t *const src[DW_G], const uint8_t *x_end, uint8x16_t c,
-                    uint8x16x4_t pad, int8_t *T) {
-    fill_group(L, src, x_end, c, pad, T, 1);
-}
-static void fill_s2(const dw_layout *L, const uint8_t *const src[DW_G], const uint8_t *x_end, uint8x16_t c,
-                    uint8x16x4_t pad, int8_t *T) {
-    fill_group(L, src, x_end, c, pad, T, 2);
-}
+#define DW_FILL(name, sx, sub)                                                                                     \
+    static void name(const dw_layout *L, const uint8_t *const src[DW_G], const uint8_t *x_end, uint8x16_t c,       \
+                     uint8x16x4_t pad, int8_t *T) {                                                                \
+        fill_group(L, src, x_end, c, pad, T, sx, sub);                                                             \
+    }
+DW_FILL(fill_s1, 1, 1)
+DW_FILL(fill_s1_c0, 1, 0)
+DW_FILL(fill_s2, 2, 1)
+DW_FILL(fill_s2_c0, 2, 0)
+#undef DW_FILL
 
 /* ---------------------------------------------------------------------------- the vectors */
 
@@ -427,7 +434,7 @@ void ddq_dwconv3x3__neon(const ddq_op_args *a, int64_t begin, int64_t end) {
     const uint8_t *x = a->x[0];
     const uint8x16_t cv = vdupq_n_u8((uint8_t)pp->offset);
     const uint8x16x4_t padv = {{vdupq_n_u8(pad), vdupq_n_u8(pad), vdupq_n_u8(pad), vdupq_n_u8(pad)}};
-    const dw_fill_fn fill = L.sx == 1 ? fill_s1 : fill_s2;
+    const dw_fill_fn fill = L.sx == 1 ? (pp->offset ? fill_s1 : fill_s1_c0) : (pp->offset ? fill_s2 : fill_s2_c0);
     const dw_out out = {yt->zero_point, op->act_min, op->act_max};
     const int plain = out.zp == 0 && out.lo == 0;
     for (int64_t o = begin; o < end; o += DW_G) {
