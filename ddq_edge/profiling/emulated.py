@@ -121,7 +121,9 @@ def count_ddq_threads(bundle: Path, core: str, threads: int, *, runs: int = 2,
     from .. import emulation
 
     def per_vcpu(n: int) -> dict[int, int]:
-        run = emulation.run_counted(core, _ddq_argv(bundle, kernels, threads, "--count", str(n))).check()
+        # DDQ_SPIN_US=0: the pool's threads sleep instead of spinning, so the counts do not depend on timing
+        run = emulation.run_counted(core, _ddq_argv(bundle, kernels, threads, "--count", str(n)),
+                                    env_extra={"DDQ_SPIN_US": "0"}).check()
         return {v: emulation.total(c) for v, c in run.exits.items()}
 
     short, long = per_vcpu(1), per_vcpu(1 + runs)

@@ -1,8 +1,19 @@
+/* The pool hands every op's tasks to its workers and waits for them, dozens of times per
+ * inference. Waking a thread that sleeps on a condition variable costs a system call and a
+ * scheduling delay of tens of microseconds, as much as a whole small op, so both sides spin
+ * first: a worker watches the job counter and the caller the pending count for up to
+ * DDQ_SPIN_US microseconds (default 50; 0: never spin, e.g. for instruction counts that must not
+ * depend on timing) and only then sleep on the condition variables. Every worker acknowledges
+ * every job, with a task or without, so a job is done only when no worker can still be looking
+ * at it and the next job's fields can be written. */
 #include "thread_pool.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "error.h"
 
@@ -14,36 +25,80 @@ typedef struct worker {
 
 struct ddq_thread_pool {
     int threads;
+    int64_t spin_ns;
     pthread_mutex_t lock;
     pthread_cond_t wake, done;
-    unsigned long generation; /* bumped for every job; workers run each generation once */
-    int pending;              /* worker tasks of the current job still running */
-    bool stop;
+    atomic_ulong generation; /* bumped for every job; workers run each generation once */
+    atomic_int pending;      /* workers that have not yet acknowledged the current job */
+    atomic_int sleepers;     /* workers asleep (or about to sleep) on `wake` */
+    atomic_bool waiting;     /* the caller asleep (or about to sleep) on `done` */
+    atomic_bool stop;
+    /* the current job: written before its generation is published, read after */
     ddq_task_fn fn;
     void *context;
     int tasks;
-    worker workers[];         /* threads − 1 of them; index 1 … threads − 1 */
+    worker workers[];        /* threads − 1 of them; index 1 … threads − 1 */
 };
+
+static int64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
+/* Spins until done(pool, arg) or the pool's spin time has passed; 1 if done. The clock is read
+ * every 64 rounds only. */
+static int spin(ddq_thread_pool *pool, int (*done)(ddq_thread_pool *, unsigned long), unsigned long arg) {
+    if (pool->spin_ns <= 0) return done(pool, arg);
+    const int64_t end = now_ns() + pool->spin_ns;
+    for (unsigned rounds = 1;; rounds++) {
+        if (done(pool, arg)) return 1;
+        cpu_relax();
+        if (rounds % 64 == 0 && now_ns() > end) return done(pool, arg);
+    }
+}
+
+static int job_published(ddq_thread_pool *pool, unsigned long seen) {
+    return atomic_load(&pool->generation) != seen || atomic_load(&pool->stop);
+}
+
+static int job_finished(ddq_thread_pool *pool, unsigned long unused) {
+    (void)unused;
+    return atomic_load(&pool->pending) == 0;
+}
 
 static void *worker_main(void *arg) {
     worker *self = arg;
     ddq_thread_pool *pool = self->pool;
     unsigned long seen = 0;
-    pthread_mutex_lock(&pool->lock);
     for (;;) {
-        while (pool->generation == seen && !pool->stop) pthread_cond_wait(&pool->wake, &pool->lock);
-        if (pool->stop) break;
-        seen = pool->generation;
-        if (self->index < pool->tasks) {
-            ddq_task_fn fn = pool->fn;
-            void *context = pool->context;
-            pthread_mutex_unlock(&pool->lock);
-            fn(context, self->index);
+        if (!spin(pool, job_published, seen)) {
+            /* sleepers is raised before the generation is read again, and the caller raises the
+             * generation before it reads sleepers (both sequentially consistent): one of the two
+             * sees the other, so a job is never published to a worker that misses it */
             pthread_mutex_lock(&pool->lock);
-            if (--pool->pending == 0) pthread_cond_signal(&pool->done);
+            atomic_fetch_add(&pool->sleepers, 1);
+            while (!job_published(pool, seen)) pthread_cond_wait(&pool->wake, &pool->lock);
+            atomic_fetch_sub(&pool->sleepers, 1);
+            pthread_mutex_unlock(&pool->lock);
+        }
+        if (atomic_load(&pool->stop)) break;
+        seen = atomic_load(&pool->generation);
+        if (self->index < pool->tasks) pool->fn(pool->context, self->index);
+        if (atomic_fetch_sub(&pool->pending, 1) == 1 && atomic_load(&pool->waiting)) {
+            pthread_mutex_lock(&pool->lock);
+            pthread_cond_signal(&pool->done);
+            pthread_mutex_unlock(&pool->lock);
         }
     }
-    pthread_mutex_unlock(&pool->lock);
     return NULL;
 }
 
@@ -53,9 +108,16 @@ ddq_status ddq_thread_pool_create(int threads, ddq_thread_pool **out, ddq_error 
     ddq_thread_pool *pool = calloc(1, sizeof *pool + sizeof(worker) * (size_t)(threads - 1));
     if (!pool) return ddq_fail(error, DDQ_ERR_NOMEM, "out of memory for the thread pool");
     pool->threads = threads;
+    const char *spin_us = getenv("DDQ_SPIN_US");
+    pool->spin_ns = (spin_us && spin_us[0] ? strtoll(spin_us, NULL, 10) : 50) * 1000;
     pthread_mutex_init(&pool->lock, NULL);
     pthread_cond_init(&pool->wake, NULL);
     pthread_cond_init(&pool->done, NULL);
+    atomic_init(&pool->generation, 0);
+    atomic_init(&pool->pending, 0);
+    atomic_init(&pool->sleepers, 0);
+    atomic_init(&pool->waiting, false);
+    atomic_init(&pool->stop, false);
     for (int i = 1; i < threads; i++) {
         worker *w = &pool->workers[i - 1];
         w->pool = pool;
@@ -73,7 +135,7 @@ ddq_status ddq_thread_pool_create(int threads, ddq_thread_pool **out, ddq_error 
 void ddq_thread_pool_free(ddq_thread_pool *pool) {
     if (!pool) return;
     pthread_mutex_lock(&pool->lock);
-    pool->stop = true;
+    atomic_store(&pool->stop, true);
     pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->lock);
     for (int i = 1; i < pool->threads; i++) pthread_join(pool->workers[i - 1].thread, NULL);
@@ -89,16 +151,22 @@ void ddq_thread_pool_run(ddq_thread_pool *pool, ddq_task_fn fn, void *context, i
         if (tasks == 1) fn(context, 0);
         return;
     }
-    pthread_mutex_lock(&pool->lock);
+    /* every worker acknowledges the job (pending), those without a task at once */
     pool->fn = fn;
     pool->context = context;
     pool->tasks = tasks;
-    pool->pending = tasks - 1;
-    pool->generation++;
-    pthread_cond_broadcast(&pool->wake);
-    pthread_mutex_unlock(&pool->lock);
+    atomic_store(&pool->pending, pool->threads - 1);
+    atomic_fetch_add(&pool->generation, 1);
+    if (atomic_load(&pool->sleepers) > 0) {
+        pthread_mutex_lock(&pool->lock);
+        pthread_cond_broadcast(&pool->wake);
+        pthread_mutex_unlock(&pool->lock);
+    }
     fn(context, 0);
+    if (spin(pool, job_finished, 0)) return;
     pthread_mutex_lock(&pool->lock);
-    while (pool->pending > 0) pthread_cond_wait(&pool->done, &pool->lock);
+    atomic_store(&pool->waiting, true); /* read by the last worker after its decrement: as above */
+    while (!job_finished(pool, 0)) pthread_cond_wait(&pool->done, &pool->lock);
+    atomic_store(&pool->waiting, false);
     pthread_mutex_unlock(&pool->lock);
 }
