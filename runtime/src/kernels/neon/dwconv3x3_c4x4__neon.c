@@ -329,17 +329,17 @@ DDQ_ALWAYS_INLINE int run_ends_at(int k, const int runs) {
     return runs <= RUNS9 ? k == 8 : runs == RUNS3 ? k % 3 == 2 : runs == RUNS2 ? (k & 1) || k == 8 : 1;
 }
 
-/* The 16 outputs of the taps t[k] + f, requantized. `plain`: the output zero point and act_min
- * are 0, so SQXTUN's own saturation at 0 is the lower clamp. */
-DDQ_ALWAYS_INLINE uint8x16_t vector_at(const int8_t *const t[9], int64_t f, const dw_consts *q, const int runs,
-                                       const int rq, const int plain) {
+/* The 16 outputs of the nine tap vectors v, requantized. `plain`: the output zero point and
+ * act_min are 0, so SQXTUN's own saturation at 0 is the lower clamp. */
+DDQ_ALWAYS_INLINE uint8x16_t codes_of(const int8x16_t v[9], const dw_consts *q, const int runs, const int rq,
+                                      const int plain) {
     int32x4_t a[4] = {q->bias, q->bias, q->bias, q->bias};
     int16x8_t s0 = q->bias16, s1 = q->bias16;
     int start = runs != RUNS9B;
     for (int k = 0; k < 9; k++) {
-        const int8x16_t v = vld1q_s8(t[k] + f);
-        s0 = start ? vmull_s8(vget_low_s8(v), vget_low_s8(q->w[k])) : vmlal_s8(s0, vget_low_s8(v), vget_low_s8(q->w[k]));
-        s1 = start ? vmull_high_s8(v, q->w[k]) : vmlal_high_s8(s1, v, q->w[k]);
+        s0 = start ? vmull_s8(vget_low_s8(v[k]), vget_low_s8(q->w[k]))
+                   : vmlal_s8(s0, vget_low_s8(v[k]), vget_low_s8(q->w[k]));
+        s1 = start ? vmull_high_s8(v[k], q->w[k]) : vmlal_high_s8(s1, v[k], q->w[k]);
         start = run_ends_at(k, runs);
         if (!start) continue;
         if (runs == RUNS9B) { /* (s + bias) · scale, the sum exact in int16 */
@@ -367,16 +367,42 @@ DDQ_ALWAYS_INLINE uint8x16_t vector_at(const int8_t *const t[9], int64_t f, cons
     return vminq_u8(u, q->hi);
 }
 
-/* The group's outputs, row after row, four pixels per vector, into the staging buffer S. */
+/* The 16 outputs at f: their taps t[k] + f, requantized. */
+DDQ_ALWAYS_INLINE uint8x16_t vector_at(const int8_t *const t[9], int64_t f, const dw_consts *q, const int runs,
+                                       const int rq, const int plain) {
+    int8x16_t v[9];
+    for (int k = 0; k < 9; k++) v[k] = vld1q_s8(t[k] + f);
+    return codes_of(v, q, runs, rq, plain);
+}
+
+/* The group's outputs, four pixels per vector, into the staging buffer S. With stride 1, two
+ * output rows at a time: their taps come from four input rows, the middle two shared (12 loads
+ * for two vectors instead of 18). A vector spills past its row's end onto the next row's start;
+ * the pairs run their vectors from the last one back, so that a row's first vector is stored
+ * after the spill of the row above. */
 DDQ_ALWAYS_INLINE void group_vectors(const int8_t *T, const dw_layout *L, const dw_prepared *p, int64_t o,
                                      const dw_out *out, uint8_t *S, const int runs, const int rq, const int plain) {
     const dw_consts q = consts_of(p, o, out, rq);
     const int8_t *t[9];
     for (int k = 0; k < 9; k++) t[k] = T + L->tap[k];
-    const int64_t OH = L->OH, OW = L->OW, step = L->sy * L->RB;
-    for (int64_t r = 0; r < OH; r++, S += OW * DW_G) {
-        const int64_t f = r * step;
-        for (int64_t c0 = 0; c0 < OW; c0 += 4) vst1q_u8(S + c0 * DW_G, vector_at(t, f + c0 * DW_G, &q, runs, rq, plain));
+    const int64_t OH = L->OH, OW = L->OW, RB = L->RB, step = L->sy * RB, last = (OW - 1) / 4 * 4;
+    int64_t r = 0;
+    if (L->sy == 1 && L->sx == 1) {
+        for (; r + 2 <= OH; r += 2) {
+            for (int64_t c0 = last; c0 >= 0; c0 -= 4) {
+                const int8_t *x = T + r * RB + c0 * DW_G;
+                int8x16_t rows[4][3], va[9], vb[9];
+                for (int j = 0; j < 4; j++)
+                    for (int kx = 0; kx < 3; kx++) rows[j][kx] = vld1q_s8(x + j * RB + kx * DW_G);
+                for (int k = 0; k < 9; k++) va[k] = rows[k / 3][k % 3], vb[k] = rows[k / 3 + 1][k % 3];
+                vst1q_u8(S + (r * OW + c0) * DW_G, codes_of(va, &q, runs, rq, plain));
+                vst1q_u8(S + ((r + 1) * OW + c0) * DW_G, codes_of(vb, &q, runs, rq, plain));
+            }
+        }
+    }
+    for (; r < OH; r++) {
+        uint8_t *Sr = S + r * OW * DW_G;
+        for (int64_t c0 = 0; c0 < OW; c0 += 4) vst1q_u8(Sr + c0 * DW_G, vector_at(t, r * step + c0 * DW_G, &q, runs, rq, plain));
     }
 }
 
