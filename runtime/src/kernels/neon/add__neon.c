@@ -24,9 +24,12 @@ static fast_mult fast_mult_of(ddq_multiplier m, int pre) {
     return (fast_mult){vdupq_n_s32(pre + l), vdupq_n_s32(m.m0), vdupq_n_s32(-r)};
 }
 
-static inline __attribute__((always_inline)) int32x4_t fast_mbqm(int32x4_t x, const fast_mult *f) {
-    return vrshlq_s32(vqdmulhq_s32(vshlq_s32(x, f->lshift), f->m0), f->neg_r);
+static inline __attribute__((always_inline)) int32x4_t fast_mbqm(int32x4_t x, const fast_mult *f, const int shift) {
+    return vrshlq_s32(vqdmulhq_s32(shift ? vshlq_s32(x, f->lshift) : x, f->m0), f->neg_r);
 }
+
+/* The output's requantization: the int64 form, or the fast form without or with its left shift. */
+enum { OUT_INT64, OUT_FAST, OUT_FAST_SHIFT };
 
 /* MBQM(acc) + zp of eight int32 lanes, saturated to int16 (the first steps of
  * ddq_requantize_neon; the byte narrowing and the clamp follow for 16 lanes at once). */
@@ -41,10 +44,10 @@ static int64_t input_bound(ddq_multiplier m) {
     return ((((int64_t)255 << 20) * m.m0 + ((int64_t)1 << (t - 1))) >> t) + 1; /* + 1: negative x rounds away */
 }
 
-/* Sixteen outputs from the codes va, vb; `fast_out`: the output's fast form holds. */
+/* Sixteen outputs from the codes va, vb. */
 static inline __attribute__((always_inline)) uint8x16_t add16(uint8x16_t va, uint8x16_t vb, uint8x16_t zpa, uint8x16_t zpb, const fast_mult *fa,
                                    const fast_mult *fb, const fast_mult *fo, int32x4_t mo, int64x2_t no, int16x8_t zpo,
-                                   uint8x16_t lo, uint8x16_t hi, const int fast_out) {
+                                   uint8x16_t lo, uint8x16_t hi, const int out) {
     /* a − zp in int16 (USUBL wraps modulo 2^16, which is the signed difference) */
     const int16x8_t da[2] = {vreinterpretq_s16_u16(vsubl_u8(vget_low_u8(va), vget_low_u8(zpa))),
                              vreinterpretq_s16_u16(vsubl_high_u8(va, zpa))};
@@ -52,11 +55,12 @@ static inline __attribute__((always_inline)) uint8x16_t add16(uint8x16_t va, uin
                              vreinterpretq_s16_u16(vsubl_high_u8(vb, zpb))};
     int16x8_t r[2];
     for (int h = 0; h < 2; h++) {
-        const int32x4_t s0 = vaddq_s32(fast_mbqm(vmovl_s16(vget_low_s16(da[h])), fa),
-                                       fast_mbqm(vmovl_s16(vget_low_s16(db[h])), fb));
-        const int32x4_t s1 = vaddq_s32(fast_mbqm(vmovl_high_s16(da[h]), fa), fast_mbqm(vmovl_high_s16(db[h]), fb));
-        r[h] = fast_out ? vqaddq_s16(vqmovn_high_s32(vqmovn_s32(fast_mbqm(s0, fo)), fast_mbqm(s1, fo)), zpo)
-                        : mbqm_zp8(s0, s1, mo, no, zpo);
+        const int32x4_t s0 = vaddq_s32(fast_mbqm(vmovl_s16(vget_low_s16(da[h])), fa, 1),
+                                       fast_mbqm(vmovl_s16(vget_low_s16(db[h])), fb, 1));
+        const int32x4_t s1 = vaddq_s32(fast_mbqm(vmovl_high_s16(da[h]), fa, 1), fast_mbqm(vmovl_high_s16(db[h]), fb, 1));
+        const int shift = out == OUT_FAST_SHIFT;
+        r[h] = out == OUT_INT64 ? mbqm_zp8(s0, s1, mo, no, zpo)
+                                : vqaddq_s16(vqmovn_high_s32(vqmovn_s32(fast_mbqm(s0, fo, shift)), fast_mbqm(s1, fo, shift)), zpo);
     }
     return vminq_u8(vmaxq_u8(vqmovun_high_s16(vqmovun_s16(r[0]), r[1]), lo), hi);
 }
@@ -79,12 +83,13 @@ void ddq_add__neon(const ddq_op_args *a, int64_t begin, int64_t end) {
     const int l_out = op->multiplier.shift >= 0 ? op->multiplier.shift + 1 : 0;
     const int fast_out = l_out < 31 && ((input_bound(op->add_a) + input_bound(op->add_b)) << l_out) <= INT32_MAX;
     int64_t i = begin;
-    if (fast_out)
-        for (; i + 16 <= end; i += 16)
-            vst1q_u8(y + i, add16(vld1q_u8(x0 + i), vld1q_u8(x1 + i), zpa, zpb, &fa, &fb, &fo, mo, no, zpo, lo, hi, 1));
-    else
-        for (; i + 16 <= end; i += 16)
-            vst1q_u8(y + i, add16(vld1q_u8(x0 + i), vld1q_u8(x1 + i), zpa, zpb, &fa, &fb, &fo, mo, no, zpo, lo, hi, 0));
+#define ADD_LOOP(out)                                                                                              \
+    for (; i + 16 <= end; i += 16)                                                                                 \
+        vst1q_u8(y + i, add16(vld1q_u8(x0 + i), vld1q_u8(x1 + i), zpa, zpb, &fa, &fb, &fo, mo, no, zpo, lo, hi, out))
+    if (!fast_out) ADD_LOOP(OUT_INT64);
+    else if (l_out) ADD_LOOP(OUT_FAST_SHIFT);
+    else ADD_LOOP(OUT_FAST);
+#undef ADD_LOOP
     if (i < end) ddq_add__reference(a, i, end);
 }
 
