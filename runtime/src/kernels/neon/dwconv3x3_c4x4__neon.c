@@ -3,15 +3,16 @@
  *
  * The layout. A group of four channels is interleaved once into scratch: T holds the group's
  * padded input (the positions its outputs read, ddq_dw_geometry) pixel by pixel, the four
- * channels' bytes of a pixel side by side (ST4 of four channel rows), as int8 x − c. With stride
- * 2 along x, even and odd padded columns go to two planes. Then, for either stride, tap (ky, kx)
- * of output pixels c … c + 3 of row r is one 16-byte load: row r·sy + ky, plane kx mod sx, pixel
- * c + kx / sx. A vector holds 16 outputs whatever the map's size (a 7 × 7 map computes 8 pixels
- * a row where rows in the lanes would compute 16), and a channel's fixed costs are shared by
- * four. The results go to a staging buffer in the same pixel-major order, one row after the
- * other (a row's last vector spills past it onto the next row's start, which is computed
- * later); LD4 then gives 16 consecutive outputs of each of the four channels, stored straight
- * into their NCHW planes.
+ * channels' bytes of a pixel side by side (ST4 of four channel rows), as int8 x − c. Tap
+ * (ky, kx) of output pixels c … c + 3 of row r lies in row r·sy + ky: with stride 1 as one
+ * 16-byte load at pixel c + kx; with stride 2 the pixels 2c + kx + {0, 2, 4, 6}, which one LD2
+ * of eight pixels (32-bit elements) splits off for kx = 0 and 1, a second two pixels further for
+ * kx = 2. A vector holds 16 outputs whatever the map's size (a 7 × 7 map computes 8 pixels a row
+ * where rows in the lanes would compute 16), and a channel's fixed costs are shared by four. Two
+ * output rows are computed together, their shared input rows loaded once. The results go to a
+ * staging buffer in the same pixel-major order, one row after the other (a row's last vector
+ * spills past it onto the next row's start, which is stored later); LD4 then gives 16
+ * consecutive outputs of each of the four channels, stored straight into their NCHW planes.
  *
  * The input. T holds x − c as int8, the offset c of ddq_panel_offset (c = zp where x − zp fits
  * int8, as for every grid of up to 7 bits); padding reads zp − c. Since Σ w·(x − zp) =
@@ -76,8 +77,7 @@ typedef struct dw_layout {
     int64_t W, HW, OH, OW;
     int64_t y1, x1;       /* input rows and columns the outputs read */
     int64_t RB;           /* bytes per row of T: Pc pixels × 4 channels */
-    int64_t plane_bytes;  /* one column phase of T, slack included */
-    int64_t tap[9];       /* tap k's offset in T from output pixel (0, 0) */
+    int64_t T_bytes;      /* T, slack included */
 } dw_layout;
 
 static int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
@@ -96,14 +96,12 @@ static dw_layout layout_of(const ddq_op *op, const ddq_tensor *xt, const ddq_ten
     const int64_t H = xt->shape[2];
     L.y1 = H < g.rows - L.pt ? H : g.rows - L.pt;
     L.x1 = L.W < g.cols - L.pl ? L.W : g.cols - L.pl;
-    /* a phase row: every padded column of it (at most OW + 2), and what the last vector of an
-     * output row reads (up to pixel round_up(OW, 4) − 1 + 2 / sx) */
-    L.RB = (round_up(L.OW, 4) + 2) * DW_G;
+    /* a row: every padded column (cols = (OW − 1)·sx + 3), and what the last vector of an output
+     * row reads: pixels up to round_up(OW, 4) + 1 (stride 1), or two LD2 of eight pixels from
+     * 2·(round_up(OW, 4) − 4) and two further (stride 2) */
+    L.RB = (L.sx == 1 ? round_up(L.OW, 4) + 2 : 2 * round_up(L.OW, 4) + 4) * DW_G;
     /* the fill writes up to 31 pixels past a row's inside */
-    L.plane_bytes = round_up(g.rows * L.RB + 32 * DW_G, 64);
-    for (int ky = 0; ky < 3; ky++)
-        for (int kx = 0; kx < 3; kx++)
-            L.tap[3 * ky + kx] = kx % L.sx * L.plane_bytes + ky * L.RB + kx / L.sx * DW_G;
+    L.T_bytes = round_up(g.rows * L.RB + 32 * DW_G, 64);
     return L;
 }
 
@@ -189,7 +187,7 @@ void ddq_dw_release__neon(void *prepared) { free(prepared); }
 
 size_t ddq_dw_scratch_bytes__neon(const ddq_model *model, const ddq_op *op) {
     const dw_layout L = layout_of(op, &model->tensors[op->inputs[0]], &model->tensors[op->output]);
-    return (size_t)(L.sx * L.plane_bytes + staged_pixels(&L) * DW_G);
+    return (size_t)(L.T_bytes + staged_pixels(&L) * DW_G);
 }
 
 /* ------------------------------------------------------------------------------ the fill */
@@ -205,45 +203,28 @@ DDQ_ALWAYS_INLINE uint8x16_t load_input(const uint8_t *s, const uint8_t *x_end, 
     return safe || s + 16 <= x_end ? vld1q_u8(s) : load_tail(s, x_end);
 }
 
-/* Input rows j0 … j1 − 1 of the group's channels (src[ch] at row j0) into T as x − c: stride 1,
- * sixteen pixels × four channels per ST4; stride 2, LD2-split even and odd columns to the two
- * phases. `safe`: every 16-byte load of these rows lies before x_end. */
+/* Input rows j0 … j1 − 1 of the group's channels (src[ch] at row j0) into T as x − c, sixteen
+ * pixels × four channels per ST4 (input column i at padded column i + pl), then one 64-byte
+ * store of pad bytes after the inside. `safe`: every 16-byte load of these rows lies before
+ * x_end. `sub`: c ≠ 0 (c = 0, codes of up to 7 bits on a zero point 0, are stored as they are). */
 DDQ_ALWAYS_INLINE void fill_rows(const dw_layout *L, const uint8_t *const src[DW_G], int64_t j0, int64_t j1,
-                                 uint8x16_t c, uint8x16x4_t pad, int8_t *T, const int sx, const int safe,
-                                 const int sub, const uint8_t *x_end) {
-    const int64_t x1 = L->x1, pl = L->pl, RB = L->RB, W = L->W;
-    /* input column i sits at padded column i + pl: phase (i + pl) mod 2, pixel (i + pl) / 2 */
-    const int64_t ne = sx == 1 ? x1 : (x1 + 1) / 2, no = x1 / 2;
-    const int64_t off_e = sx == 1 ? pl * DW_G : (pl & 1) * L->plane_bytes + (pl >> 1) * DW_G;
-    const int64_t off_n = ((pl + 1) & 1) * L->plane_bytes + ((pl + 1) >> 1) * DW_G;
+                                 uint8x16_t c, uint8x16x4_t pad, int8_t *T, const int safe, const int sub,
+                                 const uint8_t *x_end) {
+    const int64_t x1 = L->x1, RB = L->RB, W = L->W;
     /* local copies: the stores into T may alias src[], which would reload it every chunk */
     const uint8_t *s0 = src[0], *s1 = src[1], *s2 = src[2], *s3 = src[3];
     for (int64_t j = j0; j < j1; j++) {
-        uint8_t *row = (uint8_t *)T + (j + L->pt) * RB;
+        uint8_t *row = (uint8_t *)T + (j + L->pt) * RB + L->pl * DW_G;
         const int64_t at = (j - j0) * W;
-        for (int64_t i = 0; i < ne; i += 16) {
-            uint8x16x4_t e, n;
+        for (int64_t i = 0; i < x1; i += 16) {
+            uint8x16x4_t e;
             for (int ch = 0; ch < DW_G; ch++) {
-                const uint8_t *s = (ch == 0 ? s0 : ch == 1 ? s1 : ch == 2 ? s2 : s3) + at + (sx == 1 ? i : 2 * i);
-                if (sx == 1) {
-                    e.val[ch] = load_input(s, x_end, safe);
-                } else if (safe) { /* LD2: even and odd columns in one load */
-                    const uint8x16x2_t ab = vld2q_u8(s);
-                    e.val[ch] = ab.val[0], n.val[ch] = ab.val[1];
-                } else {
-                    const uint8x16_t a = load_input(s, x_end, 0), b = load_input(s + 16, x_end, 0);
-                    e.val[ch] = vuzp1q_u8(a, b), n.val[ch] = vuzp2q_u8(a, b);
-                }
-                if (sub) { /* c = 0 (codes of up to 7 bits on a zero point 0) stores them as they are */
-                    e.val[ch] = vsubq_u8(e.val[ch], c);
-                    if (sx == 2) n.val[ch] = vsubq_u8(n.val[ch], c);
-                }
+                e.val[ch] = load_input((ch == 0 ? s0 : ch == 1 ? s1 : ch == 2 ? s2 : s3) + at + i, x_end, safe);
+                if (sub) e.val[ch] = vsubq_u8(e.val[ch], c);
             }
-            vst4q_u8(row + off_e + i * DW_G, e);
-            if (sx == 2) vst4q_u8(row + off_n + i * DW_G, n);
+            vst4q_u8(row + i * DW_G, e);
         }
-        vst1q_u8_x4(row + off_e + ne * DW_G, pad);
-        if (sx == 2) vst1q_u8_x4(row + off_n + no * DW_G, pad);
+        vst1q_u8_x4(row + x1 * DW_G, pad);
     }
 }
 
@@ -251,32 +232,30 @@ DDQ_ALWAYS_INLINE void fill_rows(const dw_layout *L, const uint8_t *const src[DW
  * group holding the tensor's last channel). src[ch]: the channels' planes, the last real one
  * repeated for channels past C. */
 DDQ_ALWAYS_INLINE void fill_group(const dw_layout *L, const uint8_t *const src[DW_G], const uint8_t *x_end,
-                                  uint8x16_t c, uint8x16x4_t pad, int8_t *T, const int sx, const int sub) {
+                                  uint8x16_t c, uint8x16x4_t pad, int8_t *T, const int sub) {
     const int64_t x1 = L->x1, W = L->W, y1 = L->y1;
-    const int64_t span = sx == 1 ? round_up(x1, 16) : round_up((x1 + 1) / 2, 16) * 2; /* bytes a row's loads read */
+    const int64_t span = round_up(x1, 16); /* bytes a row's loads read */
     const uint8_t *last = src[0];
     for (int ch = 1; ch < DW_G; ch++) last = src[ch] > last ? src[ch] : last;
     const int64_t room = (x_end - last) - span; /* row j is safe while j · W ≤ room */
     const int64_t safe_rows = room < 0 ? 0 : room / W + 1 < y1 ? room / W + 1 : y1;
-    fill_rows(L, src, 0, safe_rows, c, pad, T, sx, 1, sub, x_end);
+    fill_rows(L, src, 0, safe_rows, c, pad, T, 1, sub, x_end);
     if (safe_rows == y1) return;
     const uint8_t *rest[DW_G];
     for (int ch = 0; ch < DW_G; ch++) rest[ch] = src[ch] + safe_rows * W;
-    fill_rows(L, rest, safe_rows, y1, c, pad, T, sx, 0, sub, x_end);
+    fill_rows(L, rest, safe_rows, y1, c, pad, T, 0, sub, x_end);
 }
 
 typedef void (*dw_fill_fn)(const dw_layout *L, const uint8_t *const src[DW_G], const uint8_t *x_end, uint8x16_t c,
                            uint8x16x4_t pad, int8_t *T);
-#define DW_FILL(name, sx, sub)                                                                                     \
-    static void name(const dw_layout *L, const uint8_t *const src[DW_G], const uint8_t *x_end, uint8x16_t c,       \
-                     uint8x16x4_t pad, int8_t *T) {                                                                \
-        fill_group(L, src, x_end, c, pad, T, sx, sub);                                                             \
-    }
-DW_FILL(fill_s1, 1, 1)
-DW_FILL(fill_s1_c0, 1, 0)
-DW_FILL(fill_s2, 2, 1)
-DW_FILL(fill_s2_c0, 2, 0)
-#undef DW_FILL
+static void fill_c(const dw_layout *L, const uint8_t *const src[DW_G], const uint8_t *x_end, uint8x16_t c,
+                   uint8x16x4_t pad, int8_t *T) {
+    fill_group(L, src, x_end, c, pad, T, 1);
+}
+static void fill_c0(const dw_layout *L, const uint8_t *const src[DW_G], const uint8_t *x_end, uint8x16_t c,
+                    uint8x16x4_t pad, int8_t *T) {
+    fill_group(L, src, x_end, c, pad, T, 0);
+}
 
 /* ---------------------------------------------------------------------------- the vectors */
 
@@ -367,43 +346,79 @@ DDQ_ALWAYS_INLINE uint8x16_t codes_of(const int8x16_t v[9], const dw_consts *q, 
     return vminq_u8(u, q->hi);
 }
 
-/* The 16 outputs at f: their taps t[k] + f, requantized. */
-DDQ_ALWAYS_INLINE uint8x16_t vector_at(const int8_t *const t[9], int64_t f, const dw_consts *q, const int runs,
-                                       const int rq, const int plain) {
-    int8x16_t v[9];
-    for (int k = 0; k < 9; k++) v[k] = vld1q_s8(t[k] + f);
-    return codes_of(v, q, runs, rq, plain);
+/* The three column taps of four output pixels from padded input row `row`, output pixel c0:
+ * stride 1, pixels c0 + kx (three loads); stride 2, pixels 2·c0 + kx + {0, 2, 4, 6}: one LD2
+ * of eight pixels gives kx = 0 and 1, a second from two pixels further kx = 2. */
+DDQ_ALWAYS_INLINE void row_taps(const int8_t *row, int64_t c0, int8x16_t v[3], const int sx) {
+    if (sx == 1) {
+        for (int kx = 0; kx < 3; kx++) v[kx] = vld1q_s8(row + (c0 + kx) * DW_G);
+        return;
+    }
+    const int32x4x2_t ab = vld2q_s32((const int32_t *)(row + 2 * c0 * DW_G));
+    v[0] = vreinterpretq_s8_s32(ab.val[0]);
+    v[1] = vreinterpretq_s8_s32(ab.val[1]);
+    v[2] = vreinterpretq_s8_s32(vld2q_s32((const int32_t *)(row + (2 * c0 + 2) * DW_G)).val[0]);
 }
 
-/* The group's outputs, four pixels per vector, into the staging buffer S. With stride 1, two
- * output rows at a time: their taps come from four input rows, the middle two shared (12 loads
- * for two vectors instead of 18). A vector spills past its row's end onto the next row's start;
- * the pairs run their vectors from the last one back, so that a row's first vector is stored
- * after the spill of the row above. */
+/* The group's outputs, four pixels per vector, into the staging buffer S: two output rows at a
+ * time, whose taps come from sy + 3 input rows (the shared ones loaded once: 12 loads for two
+ * vectors instead of 18 with stride 1, 10 instead of 12 LD2 with stride 2), then a last odd row.
+ * A vector spills past its row's end onto the next row's start; the pairs run their vectors
+ * from the last one back, so that a row's first vector is stored after the spill of the row
+ * above. */
+DDQ_ALWAYS_INLINE void group_rows(const int8_t *T, const dw_layout *L, const dw_consts *q, uint8_t *S, const int runs,
+                                  const int rq, const int plain, const int sy, const int sx) {
+    const int64_t OH = L->OH, OW = L->OW, RB = L->RB, last = (OW - 1) / 4 * 4;
+    int64_t r = 0;
+    for (; r + 2 <= OH; r += 2)
+        for (int64_t c0 = last; c0 >= 0; c0 -= 4) {
+            int8x16_t R[5][3], va[9], vb[9];
+            for (int j = 0; j < sy + 3; j++) row_taps(T + (sy * r + j) * RB, c0, R[j], sx);
+            for (int k = 0; k < 9; k++) va[k] = R[k / 3][k % 3], vb[k] = R[sy + k / 3][k % 3];
+            vst1q_u8(S + (r * OW + c0) * DW_G, codes_of(va, q, runs, rq, plain));
+            vst1q_u8(S + ((r + 1) * OW + c0) * DW_G, codes_of(vb, q, runs, rq, plain));
+        }
+    for (; r < OH; r++)
+        for (int64_t c0 = 0; c0 < OW; c0 += 4) {
+            int8x16_t R[3][3], v[9];
+            for (int j = 0; j < 3; j++) row_taps(T + (sy * r + j) * RB, c0, R[j], sx);
+            for (int k = 0; k < 9; k++) v[k] = R[k / 3][k % 3];
+            vst1q_u8(S + (r * OW + c0) * DW_G, codes_of(v, q, runs, rq, plain));
+        }
+}
+
+/* group_rows for stride 1, the rows' taps addressed from one base (GCC's addressing of the
+ * general loop costs about 3 % more there). */
+DDQ_ALWAYS_INLINE void group_rows_s1(const int8_t *T, const dw_layout *L, const dw_consts *q, uint8_t *S,
+                                     const int runs, const int rq, const int plain) {
+    const int64_t OH = L->OH, OW = L->OW, RB = L->RB, last = (OW - 1) / 4 * 4;
+    int64_t r = 0;
+    for (; r + 2 <= OH; r += 2)
+        for (int64_t c0 = last; c0 >= 0; c0 -= 4) {
+            const int8_t *x = T + r * RB + c0 * DW_G;
+            int8x16_t rows[4][3], va[9], vb[9];
+            for (int j = 0; j < 4; j++)
+                for (int kx = 0; kx < 3; kx++) rows[j][kx] = vld1q_s8(x + j * RB + kx * DW_G);
+            for (int k = 0; k < 9; k++) va[k] = rows[k / 3][k % 3], vb[k] = rows[k / 3 + 1][k % 3];
+            vst1q_u8(S + (r * OW + c0) * DW_G, codes_of(va, q, runs, rq, plain));
+            vst1q_u8(S + ((r + 1) * OW + c0) * DW_G, codes_of(vb, q, runs, rq, plain));
+        }
+    for (; r < OH; r++)
+        for (int64_t c0 = 0; c0 < OW; c0 += 4) {
+            const int8_t *x = T + r * RB + c0 * DW_G;
+            int8x16_t v[9];
+            for (int k = 0; k < 9; k++) v[k] = vld1q_s8(x + (k / 3) * RB + (k % 3) * DW_G);
+            vst1q_u8(S + (r * OW + c0) * DW_G, codes_of(v, q, runs, rq, plain));
+        }
+}
+
 DDQ_ALWAYS_INLINE void group_vectors(const int8_t *T, const dw_layout *L, const dw_prepared *p, int64_t o,
                                      const dw_out *out, uint8_t *S, const int runs, const int rq, const int plain) {
     const dw_consts q = consts_of(p, o, out, rq);
-    const int8_t *t[9];
-    for (int k = 0; k < 9; k++) t[k] = T + L->tap[k];
-    const int64_t OH = L->OH, OW = L->OW, RB = L->RB, step = L->sy * RB, last = (OW - 1) / 4 * 4;
-    int64_t r = 0;
-    if (L->sy == 1 && L->sx == 1) {
-        for (; r + 2 <= OH; r += 2) {
-            for (int64_t c0 = last; c0 >= 0; c0 -= 4) {
-                const int8_t *x = T + r * RB + c0 * DW_G;
-                int8x16_t rows[4][3], va[9], vb[9];
-                for (int j = 0; j < 4; j++)
-                    for (int kx = 0; kx < 3; kx++) rows[j][kx] = vld1q_s8(x + j * RB + kx * DW_G);
-                for (int k = 0; k < 9; k++) va[k] = rows[k / 3][k % 3], vb[k] = rows[k / 3 + 1][k % 3];
-                vst1q_u8(S + (r * OW + c0) * DW_G, codes_of(va, &q, runs, rq, plain));
-                vst1q_u8(S + ((r + 1) * OW + c0) * DW_G, codes_of(vb, &q, runs, rq, plain));
-            }
-        }
-    }
-    for (; r < OH; r++) {
-        uint8_t *Sr = S + r * OW * DW_G;
-        for (int64_t c0 = 0; c0 < OW; c0 += 4) vst1q_u8(Sr + c0 * DW_G, vector_at(t, r * step + c0 * DW_G, &q, runs, rq, plain));
-    }
+    if (L->sy == 1 && L->sx == 1) group_rows_s1(T, L, &q, S, runs, rq, plain);
+    else if (L->sy == 2 && L->sx == 2) group_rows(T, L, &q, S, runs, rq, plain, 2, 2);
+    else if (L->sy == 1) group_rows(T, L, &q, S, runs, rq, plain, 1, 2);
+    else group_rows(T, L, &q, S, runs, rq, plain, 2, 1);
 }
 
 typedef void (*dw_vectors_fn)(const int8_t *T, const dw_layout *L, const dw_prepared *p, int64_t o,
@@ -455,12 +470,12 @@ void ddq_dwconv3x3__neon(const ddq_op_args *a, int64_t begin, int64_t end) {
     const int64_t C = xt->shape[1], HW = L.HW, P = L.OH * L.OW;
     const uint8_t pad = (uint8_t)(xt->zero_point - pp->offset);
     int8_t *T = a->scratch;
-    uint8_t *S = (uint8_t *)a->scratch + L.sx * L.plane_bytes;
-    memset(T, pad, (size_t)(L.sx * L.plane_bytes));
+    uint8_t *S = (uint8_t *)a->scratch + L.T_bytes;
+    memset(T, pad, (size_t)L.T_bytes);
     const uint8_t *x = a->x[0];
     const uint8x16_t cv = vdupq_n_u8((uint8_t)pp->offset);
     const uint8x16x4_t padv = {{vdupq_n_u8(pad), vdupq_n_u8(pad), vdupq_n_u8(pad), vdupq_n_u8(pad)}};
-    const dw_fill_fn fill = L.sx == 1 ? (pp->offset ? fill_s1 : fill_s1_c0) : (pp->offset ? fill_s2 : fill_s2_c0);
+    const dw_fill_fn fill = pp->offset ? fill_c : fill_c0;
     const dw_out out = {yt->zero_point, op->act_min, op->act_max};
     const int plain = out.zp == 0 && out.lo == 0;
     for (int64_t o = begin; o < end; o += DW_G) {
