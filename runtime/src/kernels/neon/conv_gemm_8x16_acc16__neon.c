@@ -282,12 +282,13 @@ static inline void store_4t(const tile_consts *k, int32x4_t s0l, int32x4_t s0h, 
         for (int64_t p = 0; p < count; p++) y[o * P + p] = t[p][o - o0];
 }
 
-/* 8 channels × 4 pixels (1 ≤ count ≤ 4 of them stored), transposed: the lanes hold the 8
- * channels, one accumulator per pixel, so a row takes 4 MLA by the pixel's lane (32 MACs, all
- * of them used) where the 8 × 8 tile would take 8 for as many useful ones. For the last pixels
- * of a panel, e.g. the whole 2 × 2 maps at the end of a MobileNet. */
-static void tile_8x4t(const acc16_out *q, const int16_t *xp, int64_t nps, const int16_t *wp, int64_t K, int64_t kb,
-                      int64_t o0, int64_t ob, int64_t oe, uint8_t *y, int64_t P, int64_t count) {
+/* 8 channels × np (1, 2 or 4) pixels (1 ≤ count ≤ np of them stored), transposed: the lanes hold
+ * the 8 channels, one accumulator per pixel, so a row takes np MLA by the pixel's lane (all of
+ * their MACs used) where the 8 × 8 tile would take 8. For the last pixels of a panel, e.g. the
+ * whole 2 × 2 maps at the end of a MobileNet. */
+DDQ_ALWAYS_INLINE void tile_8xnt(const acc16_out *q, const int16_t *xp, int64_t nps, const int16_t *wp, int64_t K,
+                                 int64_t kb, int64_t o0, int64_t ob, int64_t oe, uint8_t *y, int64_t P, int64_t count,
+                                 const int np) {
     TILE_CONSTS(q);
     const int32x4_t b0 = vld1q_s32(k_.bias + o0), b1 = vld1q_s32(k_.bias + o0 + 4);
     int32x4_t s0l = b0, s0h = b1, s1l = b0, s1h = b1, s2l = b0, s2h = b1, s3l = b0, s3h = b1;
@@ -302,9 +303,9 @@ static void tile_8x4t(const acc16_out *q, const int16_t *xp, int64_t nps, const 
             __asm__("" : "+w"(x0));
             const int16x8_t wv = vld1q_s16(wr);
             MLA4T(0);
-            MLA4T(1);
-            MLA4T(2);
-            MLA4T(3);
+            if (np > 1) MLA4T(1);
+            if (np > 2) MLA4T(2);
+            if (np > 3) MLA4T(3);
         }
         s0l = vaddw_s16(s0l, vget_low_s16(c0)), s0h = vaddw_high_s16(s0h, c0);
         s1l = vaddw_s16(s1l, vget_low_s16(c1)), s1h = vaddw_high_s16(s1h, c1);
@@ -312,6 +313,15 @@ static void tile_8x4t(const acc16_out *q, const int16_t *xp, int64_t nps, const 
         s3l = vaddw_s16(s3l, vget_low_s16(c3)), s3h = vaddw_high_s16(s3h, c3);
     }
     store_4t(&k_, s0l, s0h, s1l, s1h, s2l, s2h, s3l, s3h, o0, ob, oe, y, P, count);
+}
+
+/* The transposed tile computes only the pixels it stores: a panel's last single pixel (7 × 7
+ * maps: 49 = 3 · 16 + 1) takes one MLA a row, not four. */
+static void tile_8x4t(const acc16_out *q, const int16_t *xp, int64_t nps, const int16_t *wp, int64_t K, int64_t kb,
+                      int64_t o0, int64_t ob, int64_t oe, uint8_t *y, int64_t P, int64_t count) {
+    if (count == 1) tile_8xnt(q, xp, nps, wp, K, kb, o0, ob, oe, y, P, count, 1);
+    else if (count == 2) tile_8xnt(q, xp, nps, wp, K, kb, o0, ob, oe, y, P, count, 2);
+    else tile_8xnt(q, xp, nps, wp, K, kb, o0, ob, oe, y, P, count, 4);
 }
 
 /* 16 channels (two blocks, o0 … o0 + 15, each with one k-block: kblk ≥ K) × 4 pixels,
