@@ -2,8 +2,9 @@
  * inference. Waking a thread that sleeps on a condition variable costs a system call and a
  * scheduling delay of tens of microseconds, as much as a whole small op, so both sides spin
  * first: a worker watches the job counter and the caller the pending count for up to
- * DDQ_SPIN_US microseconds (default 50; 0: never spin, e.g. for instruction counts that must not
- * depend on timing) and only then sleep on the condition variables. Every worker acknowledges
+ * DDQ_SPIN_US microseconds (default 50, or 0 with more threads than online processors; 0: never
+ * spin, e.g. for instruction counts that must not depend on timing) and only then sleep on the
+ * condition variables. Every worker acknowledges
  * every job, with a task or without, so a job is done only when no worker can still be looking
  * at it and the next job's fields can be written. */
 #include "thread_pool.h"
@@ -14,6 +15,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "error.h"
 
@@ -108,8 +110,12 @@ ddq_status ddq_thread_pool_create(int threads, ddq_thread_pool **out, ddq_error 
     ddq_thread_pool *pool = calloc(1, sizeof *pool + sizeof(worker) * (size_t)(threads - 1));
     if (!pool) return ddq_fail(error, DDQ_ERR_NOMEM, "out of memory for the thread pool");
     pool->threads = threads;
+    /* more threads than processors: a spinning thread would hold a processor that a working
+     * one waits for, so they sleep at once */
+    const long processors = sysconf(_SC_NPROCESSORS_ONLN);
     const char *spin_us = getenv("DDQ_SPIN_US");
-    pool->spin_ns = (spin_us && spin_us[0] ? strtoll(spin_us, NULL, 10) : 50) * 1000;
+    pool->spin_ns = (spin_us && spin_us[0] ? strtoll(spin_us, NULL, 10) : processors > 0 && threads > processors ? 0 : 50) *
+                    1000;
     pthread_mutex_init(&pool->lock, NULL);
     pthread_cond_init(&pool->wake, NULL);
     pthread_cond_init(&pool->done, NULL);
