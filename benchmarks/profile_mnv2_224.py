@@ -50,7 +50,7 @@ from ddq_edge.bundle import read_bundle, write_bundle
 from ddq_edge.devices import load_device
 from ddq_edge.inspect import macs
 from ddq_edge.profiling.emulated import count_ddq, count_ddq_threads, count_engine, kernel_sets
-from ddq_edge.profiling.native import EngineModel, bench_ddq_run, native_ddq_run, time_interleaved
+from ddq_edge.profiling.native import EngineModel, bench_ddq_run, host_kernel_sets, native_ddq_run, time_interleaved
 from ddq_edge.profiling.profile import ENGINE_KINDS, ENGINE_LABELS, prepare_baselines
 
 HERE = Path(__file__).resolve().parent
@@ -198,7 +198,10 @@ def native(models, rounds: int, threads: int) -> dict[str, Any]:
     if rounds <= 0:
         return {}
     exe = native_ddq_run()
-    out: dict[str, Any] = {"cpu_count": __import__("os").cpu_count()}
+    default, usable = host_kernel_sets(models["demo"]["bundle"], exe)
+    # the other SIMD sets this CPU runs (x86 where x86vnni is the default), timed alongside
+    other_sets = [k for k in usable if k not in (default, "generic", "reference")]
+    out: dict[str, Any] = {"cpu_count": __import__("os").cpu_count(), "other_sets": other_sets}
     for name in ("mnv2-mixed4", "mnv2-int8", "demo"):
         m = models[name]
         shape = (1,) + tuple(m["graph"].tensors[m["graph"].inputs[0]].shape[1:])
@@ -206,9 +209,10 @@ def native(models, rounds: int, threads: int) -> dict[str, Any]:
         # ddq-edge (the Python binding, the kernel set this host picks) interleaved with the
         # baselines in one process: one run, the same load on every engine
         engines = [EngineModel("ddq-edge", ENGINE_KINDS["ddq-edge"], m["bundle"])]
+        engines += [EngineModel(f"ddq-edge {k}", ENGINE_KINDS["ddq-edge"], m["bundle"], k) for k in other_sets]
         engines += [EngineModel(k, ENGINE_KINDS[k], m["baselines"][k]) for k in BASELINES]
         row: dict[str, Any] = {k: t.as_dict() for k, t in time_interleaved(engines, x, rounds=rounds).items()}
-        row["ddq-edge"]["kernels"] = bench_ddq_run(m["bundle"], 3, exe=exe).kernels
+        row["ddq-edge"]["kernels"] = default
         row["ddq-edge threads"] = {t: bench_ddq_run(m["bundle"], rounds, exe=exe, threads=t).as_dict()
                                    for t in sorted({1, 2, threads})}
         out[name] = row
@@ -319,6 +323,10 @@ def host_table(nat: dict[str, Any]) -> str:
         lines.append("| ddq-edge (" + nat["mnv2-int8"]["ddq-edge"]["kernels"] + ", interleaved) | "
                      + " | ".join(f"{nat[n]['ddq-edge']['median_ms']:.2f} / {nat[n]['ddq-edge']['p90_ms']:.2f}"
                                   for n in ours) + " |")
+        for k in nat.get("other_sets", []):
+            r = {n: nat[n][f"ddq-edge {k}"] for n in ours}
+            lines.append(f"| ddq-edge ({k}, interleaved) | " + " | ".join(
+                f"{r[n]['median_ms']:.2f} / {r[n]['p90_ms']:.2f}" for n in ours) + " |")
         for key in BASELINES:
             cells = []
             for n in ours:

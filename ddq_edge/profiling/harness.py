@@ -113,8 +113,8 @@ def _ddq_extension():
 
 
 class DdqEngine:
-    def __init__(self, path: str, threads: int) -> None:
-        self.runtime = _ddq_extension().Runtime(path, threads)
+    def __init__(self, path: str, threads: int, kernels: str | None = None) -> None:
+        self.runtime = _ddq_extension().Runtime(path, threads, kernels)
         info = self.runtime.info()
         self.output_tail = tuple(info["output_shape"][1:])
 
@@ -124,14 +124,15 @@ class DdqEngine:
         return out
 
 
-def load_engine(kind: str, path: str, threads: int = 1, xnnpack: bool = True):
-    """An engine object with ``run(x_nchw) -> output`` in the bundle's layout."""
+def load_engine(kind: str, path: str, threads: int = 1, xnnpack: bool = True, kernels: str | None = None):
+    """An engine object with ``run(x_nchw) -> output`` in the bundle's layout (``kernels``: the
+    ddq-edge runtime's kernel set, None for the one this CPU picks)."""
     if kind == "ort":
         return OrtEngine(path, threads)
     if kind == "litert":
         return LiteRtEngine(path, threads, xnnpack)
     if kind == "ddq":
-        return DdqEngine(path, threads)
+        return DdqEngine(path, threads, kernels)
     raise ValueError(f"unknown engine {kind!r}; known: {', '.join(ENGINE_KINDS)}")
 
 

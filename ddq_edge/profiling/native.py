@@ -26,6 +26,7 @@ class EngineModel:
     key: str      # "ddq-edge", "litert-float", "litert-int8", "ort-float", "ort-int8"
     kind: str     # harness engine: "ddq", "litert", "ort"
     path: Path
+    kernels: str | None = None  # "ddq": a kernel set to force (None: the one this CPU picks)
 
     @property
     def model_bytes(self) -> int:
@@ -51,7 +52,7 @@ class Timing:
 def time_interleaved(engines: list[EngineModel], x: np.ndarray, *, threads: int = 1,
                      rounds: int = 50, warmup: int = 3) -> dict[str, Timing]:
     """Median-ready wall times of every engine, measured in interleaved rounds."""
-    loaded = {e.key: harness.load_engine(e.kind, str(e.path), threads) for e in engines}
+    loaded = {e.key: harness.load_engine(e.kind, str(e.path), threads, kernels=e.kernels) for e in engines}
     for engine in loaded.values():
         for _ in range(warmup):
             engine.run(x)

@@ -255,6 +255,15 @@ def kernel_cases(seed: int = 0) -> list[KernelCase]:
         add(_conv_case(rng, f"dw3x3 m{m:g}", c=10, h=5, w=6, o=10, k=(3, 3), groups=10, padding=(1, 1, 1, 1), **kw))
         kw.pop("w_bits")
         add(_fc_case(rng, f"fc m{m:g}", features=20, o=9, **kw))
+    # low-bit layers at the ends of the neon int16 tiles' requantization domain (l = 14 + shift in
+    # [0, 14]): multipliers in [0.5, 1) (shift 0, l = 14), [2^−15, 2^−14) (l = 0) and one below
+    # (shift −15: the int64 form); the small ones with a bias that puts (acc + bias) · m around the
+    # tie at 1/2
+    for m, bias in ((0.75, "zero"), (1.5 * 2.0 ** -15, 10990), (1.5 * 2.0 ** -16, 21980)):
+        kw = dict(multiplier=m, in_bits=4, w_bits=4, bias=bias)
+        add(_conv_case(rng, f"1x1 4-bit m{m:g}", c=40, h=3, w=7, o=16, **kw))
+        add(_conv_case(rng, f"dw3x3 4-bit m{m:g}", c=12, h=6, w=9, o=12, k=(3, 3), groups=12, padding=(1, 1, 1, 1),
+                       **kw))
     cases += _neon_elementwise_and_dw_cases(np.random.default_rng(seed + 1))
     cases += _acc8_cases(np.random.default_rng(seed + 6))
     cases += _sdot_cases(np.random.default_rng(seed + 7))

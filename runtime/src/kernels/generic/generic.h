@@ -47,7 +47,7 @@ typedef struct ddq_packed_conv {
      * accumulator bounds allow it: gemm_plan.h) */
     ddq_requant_plan rq;
     /* GEMM, neon's int16 tiles with the bias in the sums (plan_bias16): per output channel
-     * [round_up(O, 8) + 8] the bias as int16 and 2^l (l = 15 + shift), and per block of 8 whether
+     * [round_up(O, 8) + 8] the bias as int16 and 2^l (l = 14 + shift), and per block of 8 whether
      * every channel of it qualifies: bias + Σ w·v within int16 for every input v and
      * 0 ≤ l ≤ 14. */
     int16_t *bias16, *scale16;

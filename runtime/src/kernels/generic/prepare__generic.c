@@ -98,7 +98,7 @@ static int plan_acc16(ddq_packed_conv *p, const ddq_tensor *xt, const ddq_tensor
 /* The int16 sums with the bias (ddq_packed_conv.bias16): channel o qualifies when
  * bias + Σ_r w[o][r]·v lies in int16 for every v ∈ [qmin − zp, qmax − zp] (interval arithmetic
  * per product; the panel's padding reads 0, which is inside), so the sum is exact in int16
- * lanes whatever the order, and when l = 15 + shift ∈ [0, 14], so that the sum times 2^l is an
+ * lanes whatever the order, and when l = 14 + shift ∈ [0, 14], so that the sum times 2^l is an
  * int16 × int16 product and |sum · 2^l| < 2^31 holds for the fast requantization. */
 static int plan_bias16(ddq_packed_conv *p, const ddq_op *op, const ddq_tensor *xt, const ddq_tensor *wt,
                        const ddq_tensor *bt, int64_t O, int64_t K) {
@@ -119,7 +119,7 @@ static int plan_bias16(ddq_packed_conv *p, const ddq_op *op, const ddq_tensor *x
             mn += a < c ? a : c;
             mx += a < c ? c : a;
         }
-        const int l = 15 + op->channel_multipliers[o].shift;
+        const int l = 14 + op->channel_multipliers[o].shift;
         if (mn < INT16_MIN || mx > INT16_MAX || l < 0 || l > 14) {
             p->bias16_ok[o / DDQ_GEMM_BLOCK] = 0;
             continue;

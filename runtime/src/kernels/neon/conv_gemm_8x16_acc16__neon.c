@@ -440,8 +440,8 @@ DDQ_ALWAYS_INLINE void tile_8x16_full(const ddq_packed_conv *pc, const int16_t *
  * biases, and the K rows run in an assembly loop, two rows an iteration: per row one LD1 of its
  * 16 pixels and one of its 8 weights, both post-indexed, and 16 MLA by element (GCC's loop
  * spends four more instructions a row on addressing). The requantization is the fast form of
- * gemm_plan.h with l = 15 + shift and r = 15: SMULL of the int16 sum by the channel's 2^l
- * (l ≤ 14, |sum · 2^l| < 2^31), SQDMULH by m0, SQRSHRN #15, which rounds, narrows and
+ * gemm_plan.h with l = 14 + shift and r = 14: SMULL of the int16 sum by the channel's 2^l
+ * (l ≤ 14, |sum · 2^l| < 2^31), SQDMULH by m0, SQRSHRN #14, which rounds, narrows and
  * saturates like SRSHL then SQXTN; then SQADD zp, SQXTUN and the clamp as in mbqm__neon.h
  * (`plain`: zp and act_min are 0, and SQXTUN's saturation at 0 is the lower clamp). */
 DDQ_ALWAYS_INLINE void tile_8x16_bias16(const ddq_packed_conv *pc, const int16_t *xp, int64_t nps,
@@ -485,8 +485,8 @@ DDQ_ALWAYS_INLINE void tile_8x16_bias16(const ddq_packed_conv *pc, const int16_t
         const int32x4_t a1 = vqdmulhq_laneq_s32(vmull_high_laneq_s16(ca, sc, i), m0[(i) / 4], (i) % 4); \
         const int32x4_t a2 = vqdmulhq_laneq_s32(vmull_laneq_s16(vget_low_s16(cb), sc, i), m0[(i) / 4], (i) % 4); \
         const int32x4_t a3 = vqdmulhq_laneq_s32(vmull_high_laneq_s16(cb, sc, i), m0[(i) / 4], (i) % 4); \
-        int16x8_t h0 = vqrshrn_high_n_s32(vqrshrn_n_s32(a0, 15), a1, 15); \
-        int16x8_t h1 = vqrshrn_high_n_s32(vqrshrn_n_s32(a2, 15), a3, 15); \
+        int16x8_t h0 = vqrshrn_high_n_s32(vqrshrn_n_s32(a0, 14), a1, 14); \
+        int16x8_t h1 = vqrshrn_high_n_s32(vqrshrn_n_s32(a2, 14), a3, 14); \
         if (!plain) { \
             h0 = vqaddq_s16(h0, zp); \
             h1 = vqaddq_s16(h1, zp); \

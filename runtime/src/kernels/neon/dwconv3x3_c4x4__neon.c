@@ -32,12 +32,13 @@
  * single products (RUNS1); a group takes the shortest runs any of its channels needs.
  *
  * The requantization. With t = 31 − shift, the fast form of gemm_plan.h holds for any l ≥ 0 with
- * r = t − 31 + l ≥ 1 as long as x·2^l stays in int32; l = 15 + shift gives r = 15 for every
- * channel, so SQRSHRN #15 does the final rounding shift and the narrowing to int16 at once
+ * r = t − 31 + l ≥ 1 as long as x·2^l stays in int32; l = 14 + shift gives r = 14 for every
+ * channel, so SQRSHRN #14 does the final rounding shift and the narrowing to int16 at once
  * (rounding ties up, saturating: the same as SRSHL then SQXTN), and each lane's own 2^l is a
  * multiplier of the widening (SMLAL onto the bias · 2^l, or SMULL of the int16 sum with the
  * bias in it), then SQDMULH by the lane's m0 (RQ_FAST). A channel qualifies when
- * −15 ≤ shift ≤ −1 and bound · 2^l < 2^31, bound the loader's |acc + bias|; the int32 sums wrap
+ * −14 ≤ shift ≤ 0 (multipliers in [2^−15, 1): l ≤ 14 keeps 2^l an int16) and
+ * bound · 2^l < 2^31, bound the loader's |acc + bias|; the int32 sums wrap
  * and end at the exact (acc + bias) · 2^l. A group with any other channel sums unscaled and takes
  * the int64 requantization of mbqm__neon.h (RQ_INT64). SQADD zp, SQXTUN and the clamp follow as
  * in mbqm__neon.h (saturation keeps its side). Lanes past a row's end compute values that are
@@ -53,7 +54,7 @@ enum dw_rq { RQ_FAST, RQ_INT64 };
 
 /* Channels per group, and the final rounding shift of the fast requantization (an immediate). */
 #define DW_G 4
-#define DW_R 15
+#define DW_R 14
 
 /* Per channel, for C + DW_G channels (the ones past C: zero weights, the fastest modes). */
 typedef struct dw_prepared {
