@@ -288,12 +288,19 @@ def _acc8_cases(rng: np.random.Generator) -> list[KernelCase]:
     for extreme in (True, False):
         cases.append(_conv_case(rng, f"1x1 acc8 runs at 127 ({'top' if extreme else 'random'})", c=40, h=3, w=9, o=13,
                                 in_bits=1, in_zp=0, extreme=extreme, weights=w.reshape(13, 40, 1, 1), bias="zero"))
+    # a panel's single last pixel (tail_1px: 1 = 0 + 1, 25 = 24 + 1, 49 = 2 · 24 + 1 pixels) with
+    # the same runs at their bounds, and random
+    for hw, extreme in (((1, 1), True), ((5, 5), True), ((7, 7), True), ((7, 7), False)):
+        cases.append(_conv_case(rng, f"1x1 acc8 one-pixel tail {hw} ({'top' if extreme else 'random'})", c=40,
+                                h=hw[0], w=hw[1], o=13, in_bits=1, in_zp=0, extreme=extreme,
+                                weights=w.reshape(13, 40, 1, 1), bias="zero"))
     for total, sign in ((32767, 1), (32768, -1), (32768, 1)):
         k = total // 127 + 1
         wt = rng.integers(-2, 3, size=(5, k)).astype(np.int8)
         wt[2] = sign * np.append(np.full(k - 1, 127), total - 127 * (k - 1))
-        cases.append(_conv_case(rng, f"1x1 acc8 int16 bound {sign * total}", c=k, h=2, w=13, o=5, in_bits=1,
-                                in_zp=0, extreme=True, weights=wt.reshape(5, k, 1, 1), bias="zero"))
+        for h, w_ in ((2, 13), (5, 5)):  # 26 pixels, and 25 (a one-pixel tail)
+            cases.append(_conv_case(rng, f"1x1 acc8 int16 bound {sign * total} {h}x{w_}", c=k, h=h, w=w_, o=5,
+                                    in_bits=1, in_zp=0, extreme=True, weights=wt.reshape(5, k, 1, 1), bias="zero"))
     # the int16 lanes of byte products (mull: 8-bit inputs, K ≥ 48): x − c = −128 everywhere at
     # the grid's bottom; runs of three pairs reach −128 · (127 + 127 + 2) = −32768 exactly, and
     # where the third weight is 3 the runs stop at two

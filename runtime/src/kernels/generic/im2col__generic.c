@@ -5,20 +5,37 @@
 
 #include "generic.h"
 
+#if defined(__ARM_NEON)
+#include <arm_neon.h>
+#endif
+
 static void centered(int16_t *restrict d, const uint8_t *restrict s, int64_t n, int16_t zp) {
     for (int64_t i = 0; i < n; i++) d[i] = (int16_t)(s[i] - zp);
 }
 
 static void centered_strided(int16_t *restrict d, const uint8_t *restrict s, int64_t n, int64_t stride, int16_t zp) {
     if (stride == 2) {
-        for (int64_t i = 0; i < n; i++) d[i] = (int16_t)(s[2 * i] - zp);
+        int64_t i = 0;
+#if defined(__ARM_NEON)
+        /* LD2 splits off the even bytes, USUBL widens them minus the zero point (6 instructions
+         * per 16 where GCC's loop takes 10); a load only while element i + 16 is still read, so
+         * the 32 bytes stay inside the row */
+        const uint8x16_t z = vdupq_n_u8((uint8_t)zp);
+        for (; i + 16 < n; i += 16) {
+            const uint8x16_t v = vld2q_u8(s + 2 * i).val[0];
+            vst1q_s16(d + i, vreinterpretq_s16_u16(vsubl_u8(vget_low_u8(v), vget_low_u8(z))));
+            vst1q_s16(d + i + 8, vreinterpretq_s16_u16(vsubl_high_u8(v, z)));
+        }
+#endif
+        for (; i < n; i++) d[i] = (int16_t)(s[2 * i] - zp);
     } else {
         for (int64_t i = 0; i < n; i++) d[i] = (int16_t)(s[i * stride] - zp);
     }
 }
 
 static void zeros(int16_t *d, int64_t n) {
-    if (n > 0) memset(d, 0, (size_t)n * sizeof *d);
+    if (n > 2) memset(d, 0, (size_t)n * sizeof *d);
+    else for (int64_t i = 0; i < n; i++) d[i] = 0; /* a padding column or two: no call */
 }
 
 /* ceil(a / b) and floor(a / b) for b > 0 and any sign of a. */

@@ -176,6 +176,46 @@ DDQ_ALWAYS_INLINE void tile_4xN(const acc8_out *q, const int8_t *xp, int64_t pit
         if (o0 + i >= ob && o0 + i < oe) store_channel(q, o0 + i, s[i], y + (o0 + i) * q->P, count, nv, shift);
 }
 
+/* A panel's single last pixel (7 × 7 maps: 49 = 2 · 24 + 1), where an 8-pixel tile would compute
+ * seven pixels in vain: the four channels × two taps of a pair in eight byte lanes, two pairs a
+ * vector (the pixel's two taps of each pair repeated over the channels by LD1R, the pairs'
+ * weights one 16-byte load), so a pair of pairs is 4 instructions where the tile takes 12. A
+ * lane sums a subset of the products a tile's lane sums over the same run, and each product's
+ * interval contains 0, so the plan's run bounds hold; the two halves (pairs of either parity)
+ * are added in int16, within the bound of the channel's whole sum. The requantization is the
+ * plan's fast form with each lane's channel constants; one byte per channel is stored. */
+DDQ_ALWAYS_INLINE void tail_1px(const acc8_out *q, const int8_t *xp, int64_t pitch, const ddq_pairs_block *blk,
+                                int64_t o0, int64_t ob, int64_t oe, uint8_t *y, const int shift) {
+    const int8_t *x = xp, *w = blk->w;
+    int16x8_t s = vdupq_n_s16(0);
+    for (int64_t ri = 0; ri < blk->nruns; ri++) {
+        const int64_t length = blk->runs[ri].length;
+        int8x16_t c = vdupq_n_s8(0);
+        int64_t g = 0;
+        for (; g + 2 <= length; g += 2, x += 2 * pitch, w += 2 * ACC8_BLOCK * ACC8_GROUP) {
+            const int8x16_t xv = vreinterpretq_s8_s16(
+                vcombine_s16(vld1_dup_s16((const int16_t *)x), vld1_dup_s16((const int16_t *)(x + pitch))));
+            c = vmlaq_s8(c, xv, vld1q_s8(w));
+        }
+        if (g < length) {
+            const int8x8_t xv = vreinterpret_s8_s16(vld1_dup_s16((const int16_t *)x));
+            c = vcombine_s8(vmla_s8(vget_low_s8(c), xv, vld1_s8(w)), vget_high_s8(c));
+            x += pitch, w += ACC8_BLOCK * ACC8_GROUP;
+        }
+        s = vpadalq_s8(s, c);
+    }
+    const ddq_requant_plan *rq = &q->p->rq;
+    int32x4_t v = vaddw_s16(vld1q_s32(q->p->bias + o0), vadd_s16(vget_low_s16(s), vget_high_s16(s)));
+    if (shift) v = vshlq_s32(v, vld1q_s32(rq->lshift + o0));
+    v = vrshlq_s32(vqdmulhq_s32(v, vld1q_s32(rq->m0 + o0)), vld1q_s32(rq->neg_rshift + o0));
+    const uint8x8_t u = vqmovun_s16(vqaddq_s16(vcombine_s16(vqmovn_s32(v), vqmovn_s32(v)), q->zp));
+    const uint8x8_t code = vmin_u8(vmax_u8(u, vget_low_u8(q->lo)), vget_low_u8(q->hi));
+    uint8_t codes[8];
+    vst1_u8(codes, code);
+    for (int i = 0; i < ACC8_BLOCK; i++)
+        if (o0 + i >= ob && o0 + i < oe) y[(o0 + i) * q->P] = codes[i];
+}
+
 DDQ_ALWAYS_INLINE void gemm_acc8(const ddq_op_args *a, int64_t begin, int64_t end, const int shift) {
     const ddq_gemm_plan *p = ((const ddq_neon_pairs *)a->prepared)->plan;
     const ddq_tensor *yt = a->out;
@@ -198,7 +238,8 @@ DDQ_ALWAYS_INLINE void gemm_acc8(const ddq_op_args *a, int64_t begin, int64_t en
             const int8_t *xp = panel + j * ACC8_GROUP;
             if (rest > 16) tile_4xN(&q, xp, pitch, &blk, o0, begin, end, y + p0 + j, rest, 3, shift);
             else if (rest > 8) tile_4xN(&q, xp, pitch, &blk, o0, begin, end, y + p0 + j, rest, 2, shift);
-            else if (rest > 0) tile_4xN(&q, xp, pitch, &blk, o0, begin, end, y + p0 + j, rest, 1, shift);
+            else if (rest > 1) tile_4xN(&q, xp, pitch, &blk, o0, begin, end, y + p0 + j, rest, 1, shift);
+            else if (rest == 1) tail_1px(&q, xp, pitch, &blk, o0, begin, end, y + p0 + j, shift);
         }
     }
 }
