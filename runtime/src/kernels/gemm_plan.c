@@ -245,7 +245,7 @@ static void tap_row(const ddq_gemm_plan *p, const ddq_op *op, const ddq_tensor *
 /* panel row g from `group` source rows of `cols` bytes, each minus `c` (0 when already offset). */
 static void interleave2(int8_t *restrict d, const int8_t *restrict s0, const int8_t *restrict s1, int64_t cols,
                         int8_t c) {
-    if (c == 0) { /* the common case (codes on a zero point 0), a loop the compiler vectorizes without SUBs */
+    if (c == 0) { /* the common case (codes on a zero point 0): a loop the compiler vectorizes without SUBs */
         for (int64_t i = 0; i < cols; i++) {
             d[2 * i] = s0[i];
             d[2 * i + 1] = s1[i];
@@ -260,6 +260,15 @@ static void interleave2(int8_t *restrict d, const int8_t *restrict s0, const int
 
 static void interleave4(int8_t *restrict d, const int8_t *restrict s0, const int8_t *restrict s1,
                         const int8_t *restrict s2, const int8_t *restrict s3, int64_t cols, int8_t c) {
+    if (c == 0) {
+        for (int64_t i = 0; i < cols; i++) {
+            d[4 * i] = s0[i];
+            d[4 * i + 1] = s1[i];
+            d[4 * i + 2] = s2[i];
+            d[4 * i + 3] = s3[i];
+        }
+        return;
+    }
     for (int64_t i = 0; i < cols; i++) {
         d[4 * i] = (int8_t)(s0[i] - c);
         d[4 * i + 1] = (int8_t)(s1[i] - c);
@@ -272,6 +281,19 @@ static void interleave4(int8_t *restrict d, const int8_t *restrict s0, const int
 static void interleave4_tiled(int8_t *restrict d, int64_t stride, const int8_t *restrict s0, const int8_t *restrict s1,
                               const int8_t *restrict s2, const int8_t *restrict s3, int64_t cols, int8_t c) {
     int64_t i = 0;
+#if defined(__aarch64__) && defined(__GNUC__)
+    if (c == 0) { /* ST4 of the four rows, no SUBs; in assembly, as GCC passes the four registers
+                   * through the stack and its own loop subtracts even a zero c */
+        const int8_t *a0 = s0, *a1 = s1, *a2 = s2, *a3 = s3;
+        for (; i + 16 <= cols; i += 16, d += stride) /* volatile: its outputs are unused after the loop */
+            __asm__ volatile("ld1 {v0.16b}, [%[a0]], #16\n\t ld1 {v1.16b}, [%[a1]], #16\n\t"
+                    "ld1 {v2.16b}, [%[a2]], #16\n\t ld1 {v3.16b}, [%[a3]], #16\n\t"
+                    "st4 {v0.16b-v3.16b}, [%[d]]"
+                    : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3)
+                    : [d] "r"(d)
+                    : "v0", "v1", "v2", "v3", "memory");
+    }
+#endif
     for (; i + 16 <= cols; i += 16, d += stride)
         for (int k = 0; k < 16; k++) {
             d[4 * k] = (int8_t)(s0[i + k] - c);
