@@ -207,20 +207,21 @@ DDQ_ALWAYS_INLINE uint8x16_t load_input(const uint8_t *s, const uint8_t *x_end, 
 /* Input rows j0 … j1 − 1 of the group's channels (src[ch] at row j0) into T as x − c, sixteen
  * pixels × four channels per ST4 (input column i at padded column i + pl), then one 64-byte
  * store of pad bytes after the inside. `safe`: every 16-byte load of these rows lies before
- * x_end. `sub`: c ≠ 0 (c = 0, codes of up to 7 bits on a zero point 0, are stored as they are). */
+ * x_end. `sub`: c ≠ 0 (c = 0, codes of up to 7 bits on a zero point 0, are stored as they are).
+ * `one`: x1 ≤ 16, a row is one ST4 (the 14- and 7-pixel maps, whose many short rows make the
+ * loop's own instructions count). */
 DDQ_ALWAYS_INLINE void fill_rows(const dw_layout *L, const uint8_t *const src[DW_G], int64_t j0, int64_t j1,
                                  uint8x16_t c, uint8x16x4_t pad, int8_t *T, const int safe, const int sub,
-                                 const uint8_t *x_end) {
+                                 const int one, const uint8_t *x_end) {
     const int64_t x1 = L->x1, RB = L->RB, W = L->W;
-    /* local copies: the stores into T may alias src[], which would reload it every chunk */
+    /* local copies: the stores into T may alias src[], which would reload it every row */
     const uint8_t *s0 = src[0], *s1 = src[1], *s2 = src[2], *s3 = src[3];
-    for (int64_t j = j0; j < j1; j++) {
-        uint8_t *row = (uint8_t *)T + (j + L->pt) * RB + L->pl * DW_G;
-        const int64_t at = (j - j0) * W;
-        for (int64_t i = 0; i < x1; i += 16) {
+    uint8_t *row = (uint8_t *)T + (j0 + L->pt) * RB + L->pl * DW_G;
+    for (int64_t j = j0; j < j1; j++, row += RB, s0 += W, s1 += W, s2 += W, s3 += W) {
+        for (int64_t i = 0; i < (one ? 16 : x1); i += 16) {
             uint8x16x4_t e;
             for (int ch = 0; ch < DW_G; ch++) {
-                e.val[ch] = load_input((ch == 0 ? s0 : ch == 1 ? s1 : ch == 2 ? s2 : s3) + at + i, x_end, safe);
+                e.val[ch] = load_input((ch == 0 ? s0 : ch == 1 ? s1 : ch == 2 ? s2 : s3) + i, x_end, safe);
                 if (sub) e.val[ch] = vsubq_u8(e.val[ch], c);
             }
             vst4q_u8(row + i * DW_G, e);
@@ -240,11 +241,12 @@ DDQ_ALWAYS_INLINE void fill_group(const dw_layout *L, const uint8_t *const src[D
     for (int ch = 1; ch < DW_G; ch++) last = src[ch] > last ? src[ch] : last;
     const int64_t room = (x_end - last) - span; /* row j is safe while j · W ≤ room */
     const int64_t safe_rows = room < 0 ? 0 : room / W + 1 < y1 ? room / W + 1 : y1;
-    fill_rows(L, src, 0, safe_rows, c, pad, T, 1, sub, x_end);
+    if (x1 <= 16) fill_rows(L, src, 0, safe_rows, c, pad, T, 1, sub, 1, x_end);
+    else fill_rows(L, src, 0, safe_rows, c, pad, T, 1, sub, 0, x_end);
     if (safe_rows == y1) return;
     const uint8_t *rest[DW_G];
     for (int ch = 0; ch < DW_G; ch++) rest[ch] = src[ch] + safe_rows * W;
-    fill_rows(L, rest, safe_rows, y1, c, pad, T, 0, sub, x_end);
+    fill_rows(L, rest, safe_rows, y1, c, pad, T, 0, sub, 0, x_end);
 }
 
 typedef void (*dw_fill_fn)(const dw_layout *L, const uint8_t *const src[DW_G], const uint8_t *x_end, uint8x16_t c,
@@ -443,17 +445,28 @@ static const dw_vectors_fn VECTORS[5][3] = {DW_ROW(RUNS9B), DW_ROW(RUNS9), DW_RO
 #undef DW_ROW
 
 /* The staged outputs (pixel-major, four channels a pixel) to the planes y[ch] of the group's n
- * channels: sixteen pixels per LD4, the last sixteen overlapping the ones before. */
+ * channels: sixteen pixels per LD4, then the last sixteen overlapping the ones before. */
+DDQ_ALWAYS_INLINE void store_vectors(const uint8_t *S, int64_t pixels, uint8_t *const y[DW_G], const int n) {
+    int64_t i = 0;
+    for (; i + 16 <= pixels; i += 16) {
+        const uint8x16x4_t v = vld4q_u8(S + i * DW_G);
+        for (int ch = 0; ch < n; ch++) vst1q_u8(y[ch] + i, v.val[ch]);
+    }
+    if (i < pixels) {
+        const int64_t at = pixels - 16;
+        const uint8x16x4_t v = vld4q_u8(S + at * DW_G);
+        for (int ch = 0; ch < n; ch++) vst1q_u8(y[ch] + at, v.val[ch]);
+    }
+}
+
 static void store_group(const uint8_t *S, int64_t pixels, uint8_t *const y[DW_G], int n) {
     if (pixels < 16) {
         for (int64_t i = 0; i < pixels; i++)
             for (int ch = 0; ch < n; ch++) y[ch][i] = S[i * DW_G + ch];
-        return;
-    }
-    for (int64_t i = 0; i < pixels; i += 16) {
-        const int64_t at = i + 16 <= pixels ? i : pixels - 16;
-        const uint8x16x4_t v = vld4q_u8(S + at * DW_G);
-        for (int ch = 0; ch < n; ch++) vst1q_u8(y[ch] + at, v.val[ch]);
+    } else if (n == DW_G) { /* every group but maybe the last: no test per channel */
+        store_vectors(S, pixels, y, DW_G);
+    } else {
+        store_vectors(S, pixels, y, n);
     }
 }
 
