@@ -137,45 +137,63 @@ void ddq_gemm_plan_free(ddq_gemm_plan *p) {
     free(p);
 }
 
-/* The interval bound of w · v, v ∈ [lo, hi]: [min, max] of the two ends. */
-static void product_bounds(int64_t w, int64_t lo, int64_t hi, int64_t *mn, int64_t *mx) {
-    const int64_t a = w * lo, b = w * hi;
-    *mn = a < b ? a : b;
-    *mx = a < b ? b : a;
+/* The bounds nmn / nmx of `lanes` lanes of `taps` weights each: mn / mx plus one more group of
+ * weights w; 1 when every lane stays in [lim_lo, lim_hi]. Inlined with taps a constant. */
+static inline __attribute__((always_inline)) int extend_lanes(const int8_t *w, int64_t lanes, const int taps,
+                                                              int64_t lo, int64_t hi, int64_t lim_lo, int64_t lim_hi,
+                                                              const int64_t *mn, const int64_t *mx, int64_t *nmn,
+                                                              int64_t *nmx) {
+    int fits = 1;
+    for (int64_t k = 0; k < lanes; k++) {
+        int64_t smn = mn[k], smx = mx[k];
+        for (int t = 0; t < taps; t++) { /* w · v for v ∈ [lo, hi]: between the two ends */
+            const int64_t u = w[k * taps + t] * lo, v = w[k * taps + t] * hi;
+            smn += u < v ? u : v;
+            smx += u < v ? v : u;
+        }
+        nmn[k] = smn;
+        nmx[k] = smx;
+        fits &= smn >= lim_lo && smx <= lim_hi;
+    }
+    return fits;
 }
 
 int64_t ddq_greedy_runs(const ddq_gemm_plan *p, int64_t o0, int64_t n, int64_t g0, int64_t g1, int lane_taps,
                         int64_t lim_lo, int64_t lim_hi, int64_t max_length, uint16_t *out) {
-    const int G = p->group, taps = lane_taps > 0 && lane_taps < G ? lane_taps : G, lanes = G / taps;
-    int64_t mn[64 * 4], mx[64 * 4]; /* per channel (≤ 64) and lane: the current run's bounds */
+    const int G = p->group, taps = lane_taps > 0 && lane_taps < G ? lane_taps : G;
     if (n > 64) return -1;
+    /* A group's weights of channels o0 … o0 + n − 1 as one row of n·G bytes (a whole block's are
+     * contiguous in the packed layout, zeros past O; any other range is gathered), lane k holding
+     * bytes k·taps … k·taps + taps − 1. Two sets of per-lane bounds, the current run's and the
+     * run extended by one more group, swapped when the group fits. Session creation runs this
+     * over every weight of a model, several times: the loops stay flat. */
+    const int64_t m = n * G, lanes = m / taps, lo = p->lo, hi = p->hi;
+    const int whole_block = o0 % p->R == 0 && n == p->R;
+    int64_t bounds[4][64 * 4];
+    int64_t *mn = bounds[0], *mx = bounds[1], *nmn = bounds[2], *nmx = bounds[3];
+    int8_t gathered[64 * 4];
     int64_t count = 0, g = g0;
     while (g < g1) {
-        for (int64_t i = 0; i < n * lanes; i++) mn[i] = mx[i] = 0;
+        for (int64_t k = 0; k < lanes; k++) mn[k] = mx[k] = 0;
         int64_t length = 0;
         for (; g < g1 && length < max_length; g++, length++) {
-            int fits = 1;
-            int64_t nmn[64 * 4], nmx[64 * 4];
-            for (int64_t i = 0; i < n; i++) {
-                const int64_t o = o0 + i;
-                for (int j = 0; j < G; j++) {
-                    const int8_t wv = o < p->O ? p->w[((o / p->R * p->KG + g) * p->R + o % p->R) * G + j] : 0;
-                    int64_t a, b;
-                    product_bounds(wv, p->lo, p->hi, &a, &b);
-                    const int64_t l = i * lanes + j / taps;
-                    if (j % taps == 0) {
-                        nmn[l] = mn[l];
-                        nmx[l] = mx[l];
-                    }
-                    nmn[l] += a;
-                    nmx[l] += b;
+            const int8_t *w = p->w + ((o0 / p->R) * p->KG + g) * p->R * G;
+            if (!whole_block) {
+                for (int64_t i = 0; i < n; i++) {
+                    const int64_t o = o0 + i;
+                    for (int j = 0; j < G; j++)
+                        gathered[i * G + j] = o < p->O ? p->w[((o / p->R * p->KG + g) * p->R + o % p->R) * G + j] : 0;
                 }
-                for (int j = 0; j < lanes; j++)
-                    if (nmn[i * lanes + j] < lim_lo || nmx[i * lanes + j] > lim_hi) fits = 0;
+                w = gathered;
             }
+            const int fits = taps == 1   ? extend_lanes(w, lanes, 1, lo, hi, lim_lo, lim_hi, mn, mx, nmn, nmx)
+                             : taps == 2 ? extend_lanes(w, lanes, 2, lo, hi, lim_lo, lim_hi, mn, mx, nmn, nmx)
+                                         : extend_lanes(w, lanes, taps, lo, hi, lim_lo, lim_hi, mn, mx, nmn, nmx);
             if (!fits) break;
-            memcpy(mn, nmn, sizeof(int64_t) * (size_t)(n * lanes));
-            memcpy(mx, nmx, sizeof(int64_t) * (size_t)(n * lanes));
+            int64_t *t = mn;
+            mn = nmn, nmn = t;
+            t = mx;
+            mx = nmx, nmx = t;
         }
         if (length == 0) return -1; /* one group alone overflows the lanes */
         out[count++] = (uint16_t)length;
