@@ -305,11 +305,11 @@ static void interleave4_tiled(int8_t *restrict d, int64_t stride, const int8_t *
         const int8_t *a0 = s0, *a1 = s1, *a2 = s2, *a3 = s3;
         for (; i + 16 <= cols; i += 16, d += stride) /* volatile: its outputs are unused after the loop */
             __asm__ volatile("ld1 {v0.16b}, [%[a0]], #16\n\t ld1 {v1.16b}, [%[a1]], #16\n\t"
-                    "ld1 {v2.16b}, [%[a2]], #16\n\t ld1 {v3.16b}, [%[a3]], #16\n\t"
-                    "st4 {v0.16b-v3.16b}, [%[d]]"
-                    : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3)
-                    : [d] "r"(d)
-                    : "v0", "v1", "v2", "v3", "memory");
+                             "ld1 {v2.16b}, [%[a2]], #16\n\t ld1 {v3.16b}, [%[a3]], #16\n\t"
+                             "st4 {v0.16b-v3.16b}, [%[d]]"
+                             : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3)
+                             : [d] "r"(d)
+                             : "v0", "v1", "v2", "v3", "memory");
     }
 #endif
     for (; i + 16 <= cols; i += 16, d += stride)
