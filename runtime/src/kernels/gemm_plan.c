@@ -7,8 +7,6 @@
 #include <arm_neon.h>
 #endif
 
-static int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
-
 int32_t ddq_panel_offset(const ddq_tensor *x, int is_signed) {
     if (!is_signed) return 0;
     int32_t c = x->zero_point;
@@ -60,8 +58,8 @@ void ddq_requant_plan_free(ddq_requant_plan *rq) {
 }
 
 int64_t ddq_gemm_panel_pixels_for(int64_t K, int64_t P, int64_t panel_bytes) {
-    int64_t n = panel_bytes / (round_up(K, 4) > 0 ? round_up(K, 4) : 1) / 8 * 8;
-    const int64_t all = round_up(P, 8);
+    int64_t n = panel_bytes / (ddq_round_up(K, 4) > 0 ? ddq_round_up(K, 4) : 1) / 8 * 8;
+    const int64_t all = ddq_round_up(P, 8);
     if (n < 8) n = 8;
     return n < all ? n : all;
 }
@@ -89,7 +87,7 @@ ddq_gemm_plan *ddq_gemm_plan_create(const ddq_model *model, const ddq_op *op, in
     p->hi = xt->qmax - p->offset;
     p->panel_pixels = ddq_gemm_panel_pixels_for(K, op_pixels(op, yt), panel_bytes);
     const int64_t channels = p->blocks * R;
-    const size_t wbytes = (size_t)round_up(p->blocks * p->KG * R * group, 64);
+    const size_t wbytes = (size_t)ddq_round_up(p->blocks * p->KG * R * group, 64);
     p->w = aligned_alloc(64, wbytes);
     p->bias = calloc((size_t)(channels + DDQ_PLAN_CHANNEL_SLACK), sizeof *p->bias);
     p->kernel = calloc((size_t)p->blocks, 1);
@@ -203,10 +201,6 @@ int64_t ddq_greedy_runs(const ddq_gemm_plan *p, int64_t o0, int64_t n, int64_t g
 
 /* ------------------------------------------------------------------------------------ panels */
 
-/* ceil(a / b) and floor(a / b) for b > 0 and any sign of a. */
-static int64_t div_ceil(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
-static int64_t div_floor(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-
 static void offset_copy(int8_t *restrict d, const uint8_t *restrict s, int64_t n, uint8_t c) {
     for (int64_t i = 0; i < n; i++) d[i] = (int8_t)(uint8_t)(s[i] - c);
 }
@@ -241,8 +235,8 @@ static void tap_row(const ddq_gemm_plan *p, const ddq_op *op, const ddq_tensor *
     const uint8_t *xc = x + ci * H * W;
     const int64_t off = kx * op->dilation[1] - op->padding[1];
     /* ix = ox·sw + off lies in [0, W) for ox in [lo, hi) */
-    const int64_t lo = div_ceil(-off, sw) > 0 ? div_ceil(-off, sw) : 0;
-    const int64_t hi = div_floor(W - 1 - off, sw) + 1;
+    const int64_t lo = ddq_div_ceil(-off, sw) > 0 ? ddq_div_ceil(-off, sw) : 0;
+    const int64_t hi = ddq_div_floor(W - 1 - off, sw) + 1;
     const uint8_t c = (uint8_t)p->offset;
     /* the padding first, in one memset; the taps inside the input are copied over it (per output
      * row, two small memsets of the borders cost more than the copy) */
@@ -325,7 +319,7 @@ static void interleave4_tiled(int8_t *restrict d, int64_t stride, const int8_t *
 void ddq_build_panel(const ddq_gemm_plan *p, const ddq_op *op, const ddq_tensor *xt, const ddq_tensor *wt,
                      const ddq_tensor *yt, const uint8_t *x, int64_t p0, int64_t n, int8_t *panel, int8_t *rows) {
     const int G = p->group;
-    const int64_t PP = p->panel_pixels, cols = round_up(n, 8), pitch = PP * G;
+    const int64_t PP = p->panel_pixels, cols = ddq_round_up(n, 8), pitch = PP * G;
     const int plain_1x1 = op->kind == DDQ_OP_FULLY_CONNECTED ||
                           (wt->shape[2] == 1 && wt->shape[3] == 1 && op->stride[0] == 1 && op->stride[1] == 1 &&
                            op->padding[0] == 0 && op->padding[1] == 0 && op->padding[2] == 0 && op->padding[3] == 0);
@@ -365,7 +359,7 @@ void ddq_build_panel(const ddq_gemm_plan *p, const ddq_op *op, const ddq_tensor 
 }
 
 size_t ddq_gemm_panel_scratch_bytes(int64_t KG, int group, int64_t panel_pixels) {
-    return (size_t)(round_up(KG * panel_pixels * group, 64) + round_up(group * panel_pixels, 64));
+    return (size_t)(ddq_round_up(KG * panel_pixels * group, 64) + ddq_round_up(group * panel_pixels, 64));
 }
 
 size_t ddq_gemm_scratch_bytes(const ddq_model *model, const ddq_op *op, int group, int64_t panel_bytes) {

@@ -36,6 +36,12 @@
 
 #include "../model.h"
 
+/* Integer helpers of the kernels' layouts: n rounded up to a multiple of m (n ≥ 0, m > 0), and
+ * a / b rounded up or down for b > 0 and either sign of a. */
+static inline int64_t ddq_round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+static inline int64_t ddq_div_ceil(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+static inline int64_t ddq_div_floor(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
 /* Channel slack past the last block, so vector loads of per-channel constants stay inside. */
 #define DDQ_PLAN_CHANNEL_SLACK 16
 

@@ -39,8 +39,6 @@ static void zeros(int16_t *d, int64_t n) {
 }
 
 /* ceil(a / b) and floor(a / b) for b > 0 and any sign of a. */
-static int64_t div_ceil(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
-static int64_t div_floor(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
 void ddq_im2col_panel(const ddq_op_args *a, int64_t p0, int64_t n, int64_t nps, int16_t *panel) {
     const ddq_op *op = a->op;
@@ -69,8 +67,8 @@ void ddq_im2col_panel(const ddq_op_args *a, int64_t p0, int64_t n, int64_t nps, 
                 const uint8_t *xc = x + c * H * W;
                 /* ix = ox·sw + off lies in [0, W) for ox in [lo, hi) */
                 const int64_t off = kx * dw - pl;
-                const int64_t lo = div_ceil(-off, sw) > 0 ? div_ceil(-off, sw) : 0;
-                const int64_t hi = div_floor(W - 1 - off, sw) + 1;
+                const int64_t lo = ddq_div_ceil(-off, sw) > 0 ? ddq_div_ceil(-off, sw) : 0;
+                const int64_t hi = ddq_div_floor(W - 1 - off, sw) + 1;
                 for (int64_t j = 0; j < n;) {
                     const int64_t p = p0 + j, oy = p / OW, ox = p % OW;
                     const int64_t count = OW - ox < n - j ? OW - ox : n - j; /* the rest of output row oy */

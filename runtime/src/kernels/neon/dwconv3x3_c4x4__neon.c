@@ -81,8 +81,6 @@ typedef struct dw_layout {
     int64_t T_bytes;      /* T, slack included */
 } dw_layout;
 
-static int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
-
 static dw_layout layout_of(const ddq_op *op, const ddq_tensor *xt, const ddq_tensor *yt) {
     dw_layout L;
     const ddq_dw_geometry g = ddq_dw_geometry_of(op, yt);
@@ -100,14 +98,14 @@ static dw_layout layout_of(const ddq_op *op, const ddq_tensor *xt, const ddq_ten
     /* a row: every padded column (cols = (OW − 1)·sx + 3), and what the last vector of an output
      * row reads: pixels up to round_up(OW, 4) + 1 (stride 1), or two LD2 of eight pixels from
      * 2·(round_up(OW, 4) − 4) and two further (stride 2) */
-    L.RB = (L.sx == 1 ? round_up(L.OW, 4) + 2 : 2 * round_up(L.OW, 4) + 4) * DW_G;
+    L.RB = (L.sx == 1 ? ddq_round_up(L.OW, 4) + 2 : 2 * ddq_round_up(L.OW, 4) + 4) * DW_G;
     /* the fill writes up to 31 pixels past a row's inside */
-    L.T_bytes = round_up(g.rows * L.RB + 32 * DW_G, 64);
+    L.T_bytes = ddq_round_up(g.rows * L.RB + 32 * DW_G, 64);
     return L;
 }
 
 /* The staging buffer's pixels: the map, and the spill of the last row's last vector. */
-static int64_t staged_pixels(const dw_layout *L) { return round_up(L->OH * L->OW + 4, 16); }
+static int64_t staged_pixels(const dw_layout *L) { return ddq_round_up(L->OH * L->OW + 4, 16); }
 
 /* base + Σ w·v over taps k0 … k1 − 1 lies inside int16 for every v ∈ [lo, hi]. */
 static int fits_int16(const int8_t *w, int k0, int k1, int64_t lo, int64_t hi, int64_t base) {
@@ -236,7 +234,7 @@ DDQ_ALWAYS_INLINE void fill_rows(const dw_layout *L, const uint8_t *const src[DW
 DDQ_ALWAYS_INLINE void fill_group(const dw_layout *L, const uint8_t *const src[DW_G], const uint8_t *x_end,
                                   uint8x16_t c, uint8x16x4_t pad, int8_t *T, const int sub) {
     const int64_t x1 = L->x1, W = L->W, y1 = L->y1;
-    const int64_t span = round_up(x1, 16); /* bytes a row's loads read */
+    const int64_t span = ddq_round_up(x1, 16); /* bytes a row's loads read */
     const uint8_t *last = src[0];
     for (int ch = 1; ch < DW_G; ch++) last = src[ch] > last ? src[ch] : last;
     const int64_t room = (x_end - last) - span; /* row j is safe while j · W ≤ room */

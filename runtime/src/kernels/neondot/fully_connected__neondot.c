@@ -14,11 +14,9 @@
  * constants as vectors (fast form where the plan proved it exact, else the int64 form). */
 #include "neondot.h"
 
-static int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
-
 size_t ddq_fc_scratch_bytes__neondot(const ddq_model *model, const ddq_op *op) {
     const int64_t K = model->tensors[op->inputs[0]].shape[1];
-    return (size_t)round_up(round_up(K, 16), 64);
+    return (size_t)ddq_round_up(ddq_round_up(K, 16), 64);
 }
 
 void ddq_fully_connected__neondot(const ddq_op_args *a, int64_t begin, int64_t end) {
@@ -27,7 +25,7 @@ void ddq_fully_connected__neondot(const ddq_op_args *a, int64_t begin, int64_t e
     const ddq_tensor *yt = a->out;
     const uint8_t *x = a->x[0];
     uint8_t *y = a->y;
-    const int64_t K = p->K, KG = p->KG, K16 = round_up(K, 16);
+    const int64_t K = p->K, KG = p->KG, K16 = ddq_round_up(K, 16);
     int8_t *xq = a->scratch;
     const uint8x16_t c = vdupq_n_u8((uint8_t)p->offset);
     int64_t k = 0;
