@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import harness
-from .native import EngineModel
+from .native import EngineModel, kernel_sets_from
 
 MARK_BEGIN, MARK_END, MARK_OP_BASE = 1, 2, 1000
 
@@ -135,11 +135,4 @@ def kernel_sets(core: str, bundle: Path) -> tuple[str, list[str]]:
     asked from ``ddq-run --info`` on the emulated core."""
     from .. import emulation
 
-    default = emulation.run_plain(core, ["ddq-run", str(bundle), "--info"]).check()
-    picked = re.search(r"^kernels\s+(\S+)", default.stdout, re.M)
-    probe = emulation.run_plain(core, ["ddq-run", str(bundle), "--info", "--kernels", "?"])
-    known = re.search(r"known: ([^)]*)\)", probe.stderr)
-    names = [k.strip() for k in known.group(1).split(",")] if known else []
-    usable = [k for k in names
-              if emulation.run_plain(core, ["ddq-run", str(bundle), "--info", "--kernels", k]).returncode == 0]
-    return (picked.group(1) if picked else "?"), usable
+    return kernel_sets_from(lambda *a: emulation.run_plain(core, ["ddq-run", str(bundle), "--info", *a]))

@@ -13,6 +13,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -129,13 +130,20 @@ def bench_ddq_run(bundle: Path, runs: int, *, threads: int = 1, kernels: str | N
     return DdqBench(total.group(1), float(total.group(2)), float(total.group(3)), ops)
 
 
-def host_kernel_sets(bundle: Path, exe: Path | None = None) -> tuple[str, list[str]]:
-    """(the set the runtime picks on this host, every set that runs here, best first)."""
+def kernel_sets_from(info: Callable[..., Any]) -> tuple[str, list[str]]:
+    """(the set the runtime picks, every set that runs, best first), from ``info(*args)``: a
+    ``ddq-run <bundle> --info *args`` run wherever the caller runs it (its result has stdout,
+    stderr and returncode). ``--kernels ?`` lists the sets the build knows."""
     import re
 
-    exe = exe or native_ddq_run()
-    run = lambda *a: subprocess.run([str(exe), str(bundle), "--info", *a], capture_output=True, text=True)
-    picked = re.search(r"^kernels\s+(\S+)", run().stdout, re.M)
-    known = re.search(r"known: ([^)]*)\)", run("--kernels", "?").stderr)
+    picked = re.search(r"^kernels\s+(\S+)", info().stdout, re.M)
+    known = re.search(r"known: ([^)]*)\)", info("--kernels", "?").stderr)
     names = [k.strip() for k in known.group(1).split(",")] if known else []
-    return (picked.group(1) if picked else "?"), [k for k in names if run("--kernels", k).returncode == 0]
+    return (picked.group(1) if picked else "?"), [k for k in names if info("--kernels", k).returncode == 0]
+
+
+def host_kernel_sets(bundle: Path, exe: Path | None = None) -> tuple[str, list[str]]:
+    """(the set the runtime picks on this host, every set that runs here, best first)."""
+    exe = exe or native_ddq_run()
+    return kernel_sets_from(lambda *a: subprocess.run([str(exe), str(bundle), "--info", *a],
+                                                      capture_output=True, text=True))
