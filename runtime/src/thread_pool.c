@@ -114,8 +114,10 @@ ddq_status ddq_thread_pool_create(int threads, ddq_thread_pool **out, ddq_error 
      * one waits for, so they sleep at once */
     const long processors = sysconf(_SC_NPROCESSORS_ONLN);
     const char *spin_us = getenv("DDQ_SPIN_US");
-    pool->spin_ns = (spin_us && spin_us[0] ? strtoll(spin_us, NULL, 10) : processors > 0 && threads > processors ? 0 : 50) *
-                    1000;
+    const long long us = spin_us && spin_us[0] ? strtoll(spin_us, NULL, 10)
+                         : processors > 0 && threads > processors ? 0
+                                                                  : 50;
+    pool->spin_ns = (int64_t)us * 1000;
     pthread_mutex_init(&pool->lock, NULL);
     pthread_cond_init(&pool->wake, NULL);
     pthread_cond_init(&pool->done, NULL);

@@ -45,9 +45,11 @@ static int64_t input_bound(ddq_multiplier m) {
 }
 
 /* Sixteen outputs from the codes va, vb. */
-static inline __attribute__((always_inline)) uint8x16_t add16(uint8x16_t va, uint8x16_t vb, uint8x16_t zpa, uint8x16_t zpb, const fast_mult *fa,
-                                   const fast_mult *fb, const fast_mult *fo, int32x4_t mo, int64x2_t no, int16x8_t zpo,
-                                   uint8x16_t lo, uint8x16_t hi, const int out) {
+static inline __attribute__((always_inline)) uint8x16_t add16(uint8x16_t va, uint8x16_t vb, uint8x16_t zpa,
+                                                              uint8x16_t zpb, const fast_mult *fa, const fast_mult *fb,
+                                                              const fast_mult *fo, int32x4_t mo, int64x2_t no,
+                                                              int16x8_t zpo, uint8x16_t lo, uint8x16_t hi,
+                                                              const int out) {
     /* a − zp in int16 (USUBL wraps modulo 2^16, which is the signed difference) */
     const int16x8_t da[2] = {vreinterpretq_s16_u16(vsubl_u8(vget_low_u8(va), vget_low_u8(zpa))),
                              vreinterpretq_s16_u16(vsubl_high_u8(va, zpa))};
@@ -59,8 +61,9 @@ static inline __attribute__((always_inline)) uint8x16_t add16(uint8x16_t va, uin
                                        fast_mbqm(vmovl_s16(vget_low_s16(db[h])), fb, 1));
         const int32x4_t s1 = vaddq_s32(fast_mbqm(vmovl_high_s16(da[h]), fa, 1), fast_mbqm(vmovl_high_s16(db[h]), fb, 1));
         const int shift = out == OUT_FAST_SHIFT;
-        r[h] = out == OUT_INT64 ? mbqm_zp8(s0, s1, mo, no, zpo)
-                                : vqaddq_s16(vqmovn_high_s32(vqmovn_s32(fast_mbqm(s0, fo, shift)), fast_mbqm(s1, fo, shift)), zpo);
+        r[h] = out == OUT_INT64
+                   ? mbqm_zp8(s0, s1, mo, no, zpo)
+                   : vqaddq_s16(vqmovn_high_s32(vqmovn_s32(fast_mbqm(s0, fo, shift)), fast_mbqm(s1, fo, shift)), zpo);
     }
     return vminq_u8(vmaxq_u8(vqmovun_high_s16(vqmovun_s16(r[0]), r[1]), lo), hi);
 }
