@@ -498,7 +498,8 @@ def _neon_elementwise_and_dw_cases(rng: np.random.Generator) -> list[KernelCase]
             ((1, 1, 1), 0, 0, 0.25, 0.5, 255, (255, 255)),
             ((17, 2, 1), 255, 255, 0.125, 0.0625, 0, (0, 0)),
             ((5, 6, 7), 77, 200, 0.37, 1.3, 3, (3, 250)),     # random scales
-            ((33, 4, 4), 13, 255, 1.7, 0.09, 250, None)]):
+            ((33, 4, 4), 13, 255, 1.7, 0.09, 250, None),
+            ((2, 3, 16), 10, 20, 2.0 ** -22, 4.0, 5, None)]):   # scales 2^22 apart: no fast form
         cases.append(_add_case(rng, f"add {shape} zp{zp_a}/{zp_b}/{zp_out} {i}", shape=shape, zp_a=zp_a, zp_b=zp_b,
                                s_b=s_b, s_out=s_out, zp_out=zp_out, act=act))
     # Σ|w| · span = 217 · 151 = 32767 (int16), 256 · 128 = 32768 (int32), and 19 channels whose

@@ -309,31 +309,53 @@ DDQ_ALWAYS_INLINE int run_ends_at(int k, const int runs) {
     return runs <= RUNS9 ? k == 8 : runs == RUNS3 ? k % 3 == 2 : runs == RUNS2 ? (k & 1) || k == 8 : 1;
 }
 
-/* The 16 outputs of the nine tap vectors v, requantized. `plain`: the output zero point and
- * act_min are 0, so SQXTUN's own saturation at 0 is the lower clamp. */
-DDQ_ALWAYS_INLINE uint8x16_t codes_of(const int8x16_t v[9], const dw_consts *q, const int runs, const int rq,
-                                      const int plain) {
-    int32x4_t a[4] = {q->bias, q->bias, q->bias, q->bias};
-    int16x8_t s0 = q->bias16, s1 = q->bias16;
-    int start = runs != RUNS9B;
-    for (int k = 0; k < 9; k++) {
-        s0 = start ? vmull_s8(vget_low_s8(v[k]), vget_low_s8(q->w[k]))
-                   : vmlal_s8(s0, vget_low_s8(v[k]), vget_low_s8(q->w[k]));
-        s1 = start ? vmull_high_s8(v[k], q->w[k]) : vmlal_high_s8(s1, v[k], q->w[k]);
-        start = run_ends_at(k, runs);
-        if (!start) continue;
-        if (runs == RUNS9B) { /* (s + bias) · scale, the sum exact in int16 */
-            a[0] = vmull_s16(vget_low_s16(s0), vget_low_s16(q->scale));
-            a[1] = vmull_high_s16(s0, q->scale);
-            a[2] = vmull_s16(vget_low_s16(s1), vget_low_s16(q->scale));
-            a[3] = vmull_high_s16(s1, q->scale);
-        } else {
-            a[0] = vmlal_s16(a[0], vget_low_s16(s0), vget_low_s16(q->scale));
-            a[1] = vmlal_high_s16(a[1], s0, q->scale);
-            a[2] = vmlal_s16(a[2], vget_low_s16(s1), vget_low_s16(q->scale));
-            a[3] = vmlal_high_s16(a[3], s1, q->scale);
-        }
+/* The sums of one vector of 16 outputs while its taps come in: int16 runs (s0: pixels 0–1 of
+ * the four channels, s1: pixels 2–3) and the int32 sums they widen into. */
+typedef struct dw_acc {
+    int16x8_t s0, s1;
+    int32x4_t a[4];
+} dw_acc;
+
+DDQ_ALWAYS_INLINE void acc_init(dw_acc *c, const dw_consts *q, const int runs) {
+    if (runs == RUNS9B) c->s0 = c->s1 = q->bias16;
+    else c->a[0] = c->a[1] = c->a[2] = c->a[3] = q->bias;
+}
+
+/* SMLAL / SMULL of the low halves, written out: GCC copies the low half of a weight vector into
+ * a register of its own (nine more live registers, which spill in the stride-2 loop). */
+DDQ_ALWAYS_INLINE int16x8_t smlal_lo(int16x8_t acc, int8x16_t a, int8x16_t b) {
+    __asm__("smlal %0.8h, %1.8b, %2.8b" : "+w"(acc) : "w"(a), "w"(b));
+    return acc;
+}
+DDQ_ALWAYS_INLINE int16x8_t smull_lo(int8x16_t a, int8x16_t b) {
+    int16x8_t r;
+    __asm__("smull %0.8h, %1.8b, %2.8b" : "=w"(r) : "w"(a), "w"(b));
+    return r;
+}
+
+/* Tap k (taps come in order 0 … 8) of the 16 outputs: its input vector v. */
+DDQ_ALWAYS_INLINE void acc_tap(dw_acc *c, int8x16_t v, const int k, const dw_consts *q, const int runs) {
+    const int start = runs == RUNS9B ? 0 : k == 0 || run_ends_at(k - 1, runs);
+    c->s0 = start ? smull_lo(v, q->w[k]) : smlal_lo(c->s0, v, q->w[k]);
+    c->s1 = start ? vmull_high_s8(v, q->w[k]) : vmlal_high_s8(c->s1, v, q->w[k]);
+    if (!run_ends_at(k, runs)) return;
+    if (runs == RUNS9B) { /* (s + bias) · scale, the sum exact in int16 */
+        c->a[0] = vmull_s16(vget_low_s16(c->s0), vget_low_s16(q->scale));
+        c->a[1] = vmull_high_s16(c->s0, q->scale);
+        c->a[2] = vmull_s16(vget_low_s16(c->s1), vget_low_s16(q->scale));
+        c->a[3] = vmull_high_s16(c->s1, q->scale);
+    } else {
+        c->a[0] = vmlal_s16(c->a[0], vget_low_s16(c->s0), vget_low_s16(q->scale));
+        c->a[1] = vmlal_high_s16(c->a[1], c->s0, q->scale);
+        c->a[2] = vmlal_s16(c->a[2], vget_low_s16(c->s1), vget_low_s16(q->scale));
+        c->a[3] = vmlal_high_s16(c->a[3], c->s1, q->scale);
     }
+}
+
+/* The 16 outputs of the summed taps, requantized. `plain`: the output zero point and act_min
+ * are 0, so SQXTUN's own saturation at 0 is the lower clamp. */
+DDQ_ALWAYS_INLINE uint8x16_t acc_codes(const dw_acc *c, const dw_consts *q, const int rq, const int plain) {
+    const int32x4_t *a = c->a;
     if (rq == RQ_INT64)
         return vcombine_u8(ddq_requantize_neon(a[0], a[1], &q->rq), ddq_requantize_neon(a[2], a[3], &q->rq));
     int16x8_t h0 = vqrshrn_high_n_s32(vqrshrn_n_s32(vqdmulhq_s32(a[0], q->m0), DW_R), vqdmulhq_s32(a[1], q->m0), DW_R);
@@ -345,6 +367,15 @@ DDQ_ALWAYS_INLINE uint8x16_t codes_of(const int8x16_t v[9], const dw_consts *q, 
     uint8x16_t u = vqmovun_high_s16(vqmovun_s16(h0), h1);
     if (!plain) u = vmaxq_u8(u, q->lo);
     return vminq_u8(u, q->hi);
+}
+
+/* The 16 outputs of the nine tap vectors v, requantized. */
+DDQ_ALWAYS_INLINE uint8x16_t codes_of(const int8x16_t v[9], const dw_consts *q, const int runs, const int rq,
+                                      const int plain) {
+    dw_acc c;
+    acc_init(&c, q, runs);
+    for (int k = 0; k < 9; k++) acc_tap(&c, v[k], k, q, runs);
+    return acc_codes(&c, q, rq, plain);
 }
 
 /* The three column taps of four output pixels from padded input row `row`, output pixel c0:
@@ -361,6 +392,20 @@ DDQ_ALWAYS_INLINE void row_taps(const int8_t *row, int64_t c0, int8x16_t v[3], c
     v[2] = vreinterpretq_s8_s32(vld2q_s32((const int32_t *)(row + (2 * c0 + 2) * DW_G)).val[0]);
 }
 
+/* row_taps for stride 2 across from *x, the row's byte 2·c0·4, by two post-indexed LD2: *x
+ * moves on by 8 bytes, then back by 40, to the next vector's pixels (c0 − 4). GCC computes
+ * each LD2's address with an add of its own (LD2 has no offset form). T is written only by the
+ * fill, a call of its own before this function runs, so the loads need no memory operands
+ * (which cost an address register each) to stay after those stores. */
+DDQ_ALWAYS_INLINE void row_taps_s2_next(const int8_t **x, int64_t step8, int64_t back40, int8x16_t v[3]) {
+    int32x4x2_t ab, cd;
+    __asm__ volatile("ld2 {%S0.4s, %T0.4s}, [%1], %2" : "=w"(ab), "+r"(*x) : "r"(step8));
+    __asm__ volatile("ld2 {%S0.4s, %T0.4s}, [%1], %2" : "=w"(cd), "+r"(*x) : "r"(back40));
+    v[0] = vreinterpretq_s8_s32(ab.val[0]);
+    v[1] = vreinterpretq_s8_s32(ab.val[1]);
+    v[2] = vreinterpretq_s8_s32(cd.val[0]);
+}
+
 /* The group's outputs, four pixels per vector, into the staging buffer S: two output rows at a
  * time, whose taps come from sy + 3 input rows (the shared ones loaded once: 12 loads for two
  * vectors instead of 18 with stride 1, 10 instead of 12 LD2 with stride 2), then a last odd row.
@@ -371,14 +416,37 @@ DDQ_ALWAYS_INLINE void group_rows(const int8_t *T, const dw_layout *L, const dw_
                                   const int rq, const int plain, const int sy, const int sx) {
     const int64_t OH = L->OH, OW = L->OW, RB = L->RB, last = (OW - 1) / 4 * 4;
     int64_t r = 0;
-    for (; r + 2 <= OH; r += 2)
+    for (; r + 2 <= OH; r += 2) {
+        const int8_t *x[5]; /* stride 2 across: input row j's pixel 2·c0 */
+        for (int j = 0; j < sy + 3; j++) x[j] = T + (sy * r + j) * RB + 2 * last * DW_G;
         for (int64_t c0 = last; c0 >= 0; c0 -= 4) {
-            int8x16_t R[5][3], va[9], vb[9];
-            for (int j = 0; j < sy + 3; j++) row_taps(T + (sy * r + j) * RB, c0, R[j], sx);
-            for (int k = 0; k < 9; k++) va[k] = R[k / 3][k % 3], vb[k] = R[sy + k / 3][k % 3];
-            vst1q_u8(S + (r * OW + c0) * DW_G, codes_of(va, q, runs, rq, plain));
-            vst1q_u8(S + ((r + 1) * OW + c0) * DW_G, codes_of(vb, q, runs, rq, plain));
+            if (runs > RUNS9) { /* int32 sums besides the int16 ones: all taps loaded first */
+                int8x16_t R[5][3], va[9], vb[9];
+                for (int j = 0; j < sy + 3; j++) row_taps(T + (sy * r + j) * RB, c0, R[j], sx);
+                for (int k = 0; k < 9; k++) va[k] = R[k / 3][k % 3], vb[k] = R[sy + k / 3][k % 3];
+                vst1q_u8(S + (r * OW + c0) * DW_G, codes_of(va, q, runs, rq, plain));
+                vst1q_u8(S + ((r + 1) * OW + c0) * DW_G, codes_of(vb, q, runs, rq, plain));
+                continue;
+            }
+            /* input row j feeds kernel row j of the upper output row and j − sy of the lower
+             * one: taken one row at a time, only three input vectors are live (two vectors'
+             * int16 sums, the weights and these fit the registers) */
+            dw_acc A, B;
+            acc_init(&A, q, runs);
+            acc_init(&B, q, runs);
+            for (int j = 0; j < sy + 3; j++) {
+                int8x16_t v[3];
+                if (sx == 2) row_taps_s2_next(&x[j], 2 * DW_G, -10 * DW_G, v);
+                else row_taps(T + (sy * r + j) * RB, c0, v, sx);
+                for (int kx = 0; kx < 3; kx++) {
+                    if (j < 3) acc_tap(&A, v[kx], 3 * j + kx, q, runs);
+                    if (j >= sy) acc_tap(&B, v[kx], 3 * (j - sy) + kx, q, runs);
+                }
+            }
+            vst1q_u8(S + (r * OW + c0) * DW_G, acc_codes(&A, q, rq, plain));
+            vst1q_u8(S + ((r + 1) * OW + c0) * DW_G, acc_codes(&B, q, rq, plain));
         }
+    }
     for (; r < OH; r++)
         for (int64_t c0 = 0; c0 < OW; c0 += 4) {
             int8x16_t R[3][3], v[9];
@@ -413,10 +481,13 @@ DDQ_ALWAYS_INLINE void group_rows_s1(const int8_t *T, const dw_layout *L, const 
         }
 }
 
+/* s1: stride 1 both ways, in a function of its own (the other strides' loops, inlined beside
+ * it, cost its prologue and registers). */
 DDQ_ALWAYS_INLINE void group_vectors(const int8_t *T, const dw_layout *L, const dw_prepared *p, int64_t o,
-                                     const dw_out *out, uint8_t *S, const int runs, const int rq, const int plain) {
+                                     const dw_out *out, uint8_t *S, const int runs, const int rq, const int plain,
+                                     const int s1) {
     const dw_consts q = consts_of(p, o, out, rq);
-    if (L->sy == 1 && L->sx == 1) group_rows_s1(T, L, &q, S, runs, rq, plain);
+    if (s1) group_rows_s1(T, L, &q, S, runs, rq, plain);
     else if (L->sy == 2 && L->sx == 2) group_rows(T, L, &q, S, runs, rq, plain, 2, 2);
     else if (L->sy == 1) group_rows(T, L, &q, S, runs, rq, plain, 1, 2);
     else group_rows(T, L, &q, S, runs, rq, plain, 2, 1);
@@ -424,12 +495,14 @@ DDQ_ALWAYS_INLINE void group_vectors(const int8_t *T, const dw_layout *L, const 
 
 typedef void (*dw_vectors_fn)(const int8_t *T, const dw_layout *L, const dw_prepared *p, int64_t o,
                               const dw_out *out, uint8_t *S);
-#define DW_VECTORS(runs, rq, plain)                                                                                \
-    static void vectors_##runs##_##rq##_##plain(const int8_t *T, const dw_layout *L, const dw_prepared *p,        \
-                                                int64_t o, const dw_out *out, uint8_t *S) {                      \
-        group_vectors(T, L, p, o, out, S, runs, rq, plain);                                                        \
+#define DW_VECTORS(runs, rq, plain, s1)                                                                            \
+    static void vectors_##runs##_##rq##_##plain##_##s1(const int8_t *T, const dw_layout *L, const dw_prepared *p, \
+                                                       int64_t o, const dw_out *out, uint8_t *S) {               \
+        group_vectors(T, L, p, o, out, S, runs, rq, plain, s1);                                                    \
     }
-#define DW_VECTORS_OF(runs) DW_VECTORS(runs, RQ_FAST, 1) DW_VECTORS(runs, RQ_FAST, 0) DW_VECTORS(runs, RQ_INT64, 0)
+#define DW_VECTORS_OF(runs)                                                                         \
+    DW_VECTORS(runs, RQ_FAST, 1, 1) DW_VECTORS(runs, RQ_FAST, 0, 1) DW_VECTORS(runs, RQ_INT64, 0, 1) \
+    DW_VECTORS(runs, RQ_FAST, 1, 0) DW_VECTORS(runs, RQ_FAST, 0, 0) DW_VECTORS(runs, RQ_INT64, 0, 0)
 DW_VECTORS_OF(RUNS9B)
 DW_VECTORS_OF(RUNS9)
 DW_VECTORS_OF(RUNS3)
@@ -437,9 +510,12 @@ DW_VECTORS_OF(RUNS2)
 DW_VECTORS_OF(RUNS1)
 #undef DW_VECTORS_OF
 #undef DW_VECTORS
-#define DW_ROW(runs) {vectors_##runs##_RQ_FAST_1, vectors_##runs##_RQ_FAST_0, vectors_##runs##_RQ_INT64_0}
-/* [runs][plain fast, fast, int64] */
-static const dw_vectors_fn VECTORS[5][3] = {DW_ROW(RUNS9B), DW_ROW(RUNS9), DW_ROW(RUNS3), DW_ROW(RUNS2), DW_ROW(RUNS1)};
+#define DW_ROW(runs, s1) \
+    {vectors_##runs##_RQ_FAST_1_##s1, vectors_##runs##_RQ_FAST_0_##s1, vectors_##runs##_RQ_INT64_0_##s1}
+/* [other strides, stride 1][runs][plain fast, fast, int64] */
+static const dw_vectors_fn VECTORS[2][5][3] = {
+    {DW_ROW(RUNS9B, 0), DW_ROW(RUNS9, 0), DW_ROW(RUNS3, 0), DW_ROW(RUNS2, 0), DW_ROW(RUNS1, 0)},
+    {DW_ROW(RUNS9B, 1), DW_ROW(RUNS9, 1), DW_ROW(RUNS3, 1), DW_ROW(RUNS2, 1), DW_ROW(RUNS1, 1)}};
 #undef DW_ROW
 
 /* The staged outputs (pixel-major, four channels a pixel) to the planes y[ch] of the group's n
@@ -490,6 +566,7 @@ void ddq_dwconv3x3__neon(const ddq_op_args *a, int64_t begin, int64_t end) {
     const dw_fill_fn fill = pp->offset ? fill_c : fill_c0;
     const dw_out out = {yt->zero_point, op->act_min, op->act_max};
     const int plain = out.zp == 0 && out.lo == 0;
+    const int s1 = L.sy == 1 && L.sx == 1;
     for (int64_t o = begin; o < end; o += DW_G) {
         const int n = end - o < DW_G ? (int)(end - o) : DW_G;
         const uint8_t *src[DW_G];
@@ -506,7 +583,7 @@ void ddq_dwconv3x3__neon(const ddq_op_args *a, int64_t begin, int64_t end) {
             }
         }
         if (L.y1 > 0 && L.x1 > 0) fill(&L, src, x + C * HW, cv, padv, T);
-        VECTORS[runs][rq == RQ_INT64 ? 2 : plain ? 0 : 1](T, &L, pp, o, &out, S);
+        VECTORS[s1][runs][rq == RQ_INT64 ? 2 : plain ? 0 : 1](T, &L, pp, o, &out, S);
         store_group(S, P, y, n);
     }
 }
