@@ -267,6 +267,7 @@ def kernel_cases(seed: int = 0) -> list[KernelCase]:
     cases += _neon_elementwise_and_dw_cases(np.random.default_rng(seed + 1))
     cases += _acc8_cases(np.random.default_rng(seed + 6))
     cases += _sdot_cases(np.random.default_rng(seed + 7))
+    cases += _stride2_panel_cases(np.random.default_rng(seed + 9))
     cases += _x86_cases(np.random.default_rng(seed + 8))
     cases.append(_quantize_case(np.random.default_rng(seed + 4), "quantize specials, scale 0.1 zp 37", 0.1, 37))
     cases.append(_quantize_case(np.random.default_rng(seed + 5), "quantize specials, 4-bit, scale 3 zp 0", 3.0, 0, 4))
@@ -311,6 +312,23 @@ def _acc8_cases(rng: np.random.Generator) -> list[KernelCase]:
         cases.append(_conv_case(rng, f"1x1 mull runs at -32768 ({'bottom' if extreme else 'random'})", c=60, h=3,
                                 w=7, o=8, in_bits=8, in_zp=255, extreme=extreme, weights=w.reshape(8, 60, 1, 1),
                                 bias="zero"))
+    return cases
+
+
+def _stride2_panel_cases(rng: np.random.Generator) -> list[KernelCase]:
+    """3×3 stride-2 convolutions whose output rows are whole 16-pixel tiles: the tiled panel
+    built straight from padded input rows (gemm_plan.c, build_panel_3x3s2; neondot)."""
+    cases = []
+    for name, c, h, w, o, padding, batch in (
+            ("pad 1", 3, 20, 32, 10, (1, 1, 1, 1), 2),
+            ("pad 0 0 1 1, K = 45", 5, 9, 32, 7, (0, 0, 1, 1), 2),
+            ("odd width 31, pad 1", 2, 11, 31, 9, (1, 1, 1, 1), 2),
+            ("two panels of whole rows", 3, 296, 64, 6, (1, 1, 1, 1), 1),   # 146 rows, then 2
+            ("16 channels, K = 144", 16, 124, 32, 5, (1, 1, 1, 1), 1),
+            ("17 channels (the general path)", 17, 8, 32, 4, (1, 1, 1, 1), 1)):
+        bits = int(rng.integers(2, 9))
+        cases.append(_conv_case(rng, f"3x3/2 rows of tiles: {name}", c=c, h=h, w=w, o=o, k=(3, 3), stride=(2, 2),
+                                padding=padding, in_bits=bits, w_bits=int(rng.integers(2, 9)), batch=batch))
     return cases
 
 

@@ -7,8 +7,8 @@
 #include <arm_neon.h>
 #endif
 
-int32_t ddq_panel_offset(const ddq_tensor *x, int is_signed) {
-    if (!is_signed) return 0;
+int32_t ddq_panel_offset(const ddq_tensor *x, int offset_rule) {
+    if (offset_rule == DDQ_OFFSET_UNSIGNED || (offset_rule == DDQ_OFFSET_ZERO_IF_FITS && x->qmax <= 127)) return 0;
     int32_t c = x->zero_point;
     if (x->qmax - c > 127) c = x->qmax - 127;
     if (c - x->qmin > 128) c = x->qmin + 128;
@@ -68,7 +68,7 @@ static int64_t op_pixels(const ddq_op *op, const ddq_tensor *yt) {
     return op->kind == DDQ_OP_CONV2D ? yt->shape[2] * yt->shape[3] : 1;
 }
 
-ddq_gemm_plan *ddq_gemm_plan_create(const ddq_model *model, const ddq_op *op, int group, int R, int is_signed,
+ddq_gemm_plan *ddq_gemm_plan_create(const ddq_model *model, const ddq_op *op, int group, int R, int offset_rule,
                                     int64_t panel_bytes) {
     const ddq_tensor *xt = &model->tensors[op->inputs[0]], *wt = &model->tensors[op->inputs[1]];
     const ddq_tensor *bt = &model->tensors[op->inputs[2]], *yt = &model->tensors[op->output];
@@ -81,7 +81,7 @@ ddq_gemm_plan *ddq_gemm_plan_create(const ddq_model *model, const ddq_op *op, in
     p->R = R;
     p->KG = (K + group - 1) / group;
     p->blocks = (O + R - 1) / R;
-    p->offset = ddq_panel_offset(xt, is_signed);
+    p->offset = ddq_panel_offset(xt, offset_rule);
     p->pad = (uint8_t)(xt->zero_point - p->offset);
     p->lo = xt->qmin - p->offset;
     p->hi = xt->qmax - p->offset;
@@ -201,6 +201,9 @@ int64_t ddq_greedy_runs(const ddq_gemm_plan *p, int64_t o0, int64_t n, int64_t g
 
 /* ------------------------------------------------------------------------------------ panels */
 
+/* build_panel_3x3s2 keeps a pointer per tap: up to 16 input channels (144 taps). */
+#define DDQ_MAX_PANEL_GROUPS_3X3S2 36
+
 static void offset_copy(int8_t *restrict d, const uint8_t *restrict s, int64_t n, uint8_t c) {
     for (int64_t i = 0; i < n; i++) d[i] = (int8_t)(uint8_t)(s[i] - c);
 }
@@ -295,8 +298,18 @@ static void interleave4_tiled(int8_t *restrict d, int64_t stride, const int8_t *
     int64_t i = 0;
 #if defined(__aarch64__) && defined(__GNUC__)
     if (c == 0) { /* ST4 of the four rows, no SUBs; in assembly, as GCC passes the four registers
-                   * through the stack and its own loop subtracts even a zero c */
+                   * through the stack and its own loop subtracts even a zero c; two tiles a step */
         const int8_t *a0 = s0, *a1 = s1, *a2 = s2, *a3 = s3;
+        for (; i + 32 <= cols; i += 32, d += 2 * stride)
+            __asm__ volatile("ld1 {v0.16b}, [%[a0]], #16\n\t ld1 {v1.16b}, [%[a1]], #16\n\t"
+                             "ld1 {v2.16b}, [%[a2]], #16\n\t ld1 {v3.16b}, [%[a3]], #16\n\t"
+                             "st4 {v0.16b-v3.16b}, [%[d]]\n\t"
+                             "ld1 {v4.16b}, [%[a0]], #16\n\t ld1 {v5.16b}, [%[a1]], #16\n\t"
+                             "ld1 {v6.16b}, [%[a2]], #16\n\t ld1 {v7.16b}, [%[a3]], #16\n\t"
+                             "st4 {v4.16b-v7.16b}, [%[d2]]"
+                             : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3)
+                             : [d] "r"(d), [d2] "r"(d + stride)
+                             : "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "memory");
         for (; i + 16 <= cols; i += 16, d += stride) /* volatile: its outputs are unused after the loop */
             __asm__ volatile("ld1 {v0.16b}, [%[a0]], #16\n\t ld1 {v1.16b}, [%[a1]], #16\n\t"
                              "ld1 {v2.16b}, [%[a2]], #16\n\t ld1 {v3.16b}, [%[a3]], #16\n\t"
@@ -316,6 +329,85 @@ static void interleave4_tiled(int8_t *restrict d, int64_t stride, const int8_t *
     if (i < cols) interleave4(d, s0 + i, s1 + i, s2 + i, s3 + i, cols - i, c);
 }
 
+/* A padded input row of build_panel_3x3s2: the LD2s of an output row's last tile read up to
+ * padded byte 2·OW + 33. */
+static int64_t padded_row_bytes_3x3s2(const ddq_tensor *yt) { return ddq_round_up(2 * yt->shape[3] + 2 + 32, 16); }
+
+int64_t ddq_panel_rows_bytes_3x3s2(const ddq_op *op, const ddq_tensor *xt, const ddq_tensor *wt,
+                                   const ddq_tensor *yt) {
+    const int64_t C = xt->shape[1], RW = padded_row_bytes_3x3s2(yt);
+    if (op->kind != DDQ_OP_CONV2D || wt->shape[1] != C || wt->shape[2] != 3 || wt->shape[3] != 3 ||
+        op->stride[0] != 2 || op->stride[1] != 2 || op->dilation[0] != 1 || op->dilation[1] != 1 ||
+        op->padding[0] > 1 || op->padding[1] > 1 || yt->shape[3] % 16 || op->padding[1] + xt->shape[3] > RW ||
+        ddq_div_ceil(C * 9, 4) > DDQ_MAX_PANEL_GROUPS_3X3S2)
+        return 0;
+    return (3 * C + 1) * RW;
+}
+
+#if defined(__ARM_NEON) && defined(__aarch64__)
+/* A 3×3 stride-2 convolution's tiled panel (the stem) built straight from its input rows, for
+ * panels of whole output rows whose width is a multiple of 16 (every 16-pixel tile lies in one
+ * output row). Per output row, each of the C·3 input rows its taps read is copied once into
+ * `rows` as x − c between pad bytes (a padded row: pl pad bytes, the row, pad to its end; rows
+ * outside the input are all pad). Tap (ci, ky, kx) of pixels ox0 … ox0 + 15 is then padded
+ * columns 2·ox0 + kx + {0, 2, …, 30}: the even bytes of one LD2 at padded byte 2·ox0 + kx, and
+ * four taps go into their tile by one ST4. The general path (tap_row, then the interleave)
+ * writes every tap row first and costs about four times more. Returns 0 where it does not
+ * apply; the set's scratch gives `rows` ddq_panel_rows_bytes_3x3s2 bytes where it does. */
+static int build_panel_3x3s2(const ddq_gemm_plan *p, const ddq_op *op, const ddq_tensor *xt, const ddq_tensor *wt,
+                             const ddq_tensor *yt, const uint8_t *x, int64_t p0, int64_t n, int8_t *panel,
+                             int8_t *rows) {
+    const int64_t C = xt->shape[1], H = xt->shape[2], W = xt->shape[3], OW = yt->shape[3];
+    const int64_t pt = op->padding[0], pl = op->padding[1], RW = padded_row_bytes_3x3s2(yt);
+    if (!p->tiled || p->group != 4 || p0 % OW || n % OW || !ddq_panel_rows_bytes_3x3s2(op, xt, wt, yt)) return 0;
+    const uint8_t c = (uint8_t)p->offset;
+    int8_t *zero = rows + 3 * C * RW; /* the taps past K (zero weights) */
+    memset(zero, 0, (size_t)RW);
+    const int8_t *tap[4 * DDQ_MAX_PANEL_GROUPS_3X3S2];
+    for (int64_t r = 0; r < p->KG * 4; r++) /* tap r = (ci, ky, kx): padded row ci·3 + ky, byte kx */
+        tap[r] = r < p->K ? rows + (r / 3) * RW + r % 3 : zero;
+    const int64_t tile_bytes = p->KG * 64;
+    const uint8x16_t cv = vdupq_n_u8(c);
+    for (int64_t q = p0; q < p0 + n; q += OW) {
+        const int64_t oy = q / OW;
+        for (int64_t ci = 0; ci < C; ci++)
+            for (int64_t ky = 0; ky < 3; ky++) {
+                int8_t *d = rows + (ci * 3 + ky) * RW;
+                const int64_t iy = 2 * oy - pt + ky;
+                memset(d, p->pad, (size_t)RW);
+                if (iy < 0 || iy >= H) continue;
+                const uint8_t *s = x + (ci * H + iy) * W; /* 32 or 16 bytes at a time, the last 16 overlapping */
+                int64_t i = 0;
+                for (; i + 32 <= W; i += 32) {
+                    const uint8x16x2_t v = vld1q_u8_x2(s + i);
+                    vst1q_s8_x2(d + pl + i, (int8x16x2_t){{vreinterpretq_s8_u8(vsubq_u8(v.val[0], cv)),
+                                                           vreinterpretq_s8_u8(vsubq_u8(v.val[1], cv))}});
+                }
+                for (; i + 16 <= W; i += 16) vst1q_s8(d + pl + i, vreinterpretq_s8_u8(vsubq_u8(vld1q_u8(s + i), cv)));
+                if (i < W && W >= 16)
+                    vst1q_s8(d + pl + W - 16, vreinterpretq_s8_u8(vsubq_u8(vld1q_u8(s + W - 16), cv)));
+                else if (i < W)
+                    offset_copy(d + pl + i, s + i, W - i, c);
+            }
+        /* group by group, the tiles of the row: LD2 into overlapping register pairs leaves the
+         * even bytes of the four loads in v0 … v3, ready for the ST4 */
+        int8_t *const t0 = panel + (q - p0) / 16 * tile_bytes;
+        for (int64_t g = 0; g < p->KG; g++) {
+            const int8_t *a0 = tap[4 * g], *a1 = tap[4 * g + 1], *a2 = tap[4 * g + 2], *a3 = tap[4 * g + 3];
+            int8_t *d = t0 + g * 64;
+            for (int64_t ox0 = 0; ox0 < OW; ox0 += 16)
+                __asm__ volatile("ld2 {v0.16b, v1.16b}, [%[a0]], #32\n\t ld2 {v1.16b, v2.16b}, [%[a1]], #32\n\t"
+                                 "ld2 {v2.16b, v3.16b}, [%[a2]], #32\n\t ld2 {v3.16b, v4.16b}, [%[a3]], #32\n\t"
+                                 "st4 {v0.16b-v3.16b}, [%[d]], %[step]"
+                                 : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [d] "+r"(d)
+                                 : [step] "r"(tile_bytes)
+                                 : "v0", "v1", "v2", "v3", "v4", "memory");
+        }
+    }
+    return 1;
+}
+#endif
+
 void ddq_build_panel(const ddq_gemm_plan *p, const ddq_op *op, const ddq_tensor *xt, const ddq_tensor *wt,
                      const ddq_tensor *yt, const uint8_t *x, int64_t p0, int64_t n, int8_t *panel, int8_t *rows) {
     const int G = p->group;
@@ -329,6 +421,9 @@ void ddq_build_panel(const ddq_gemm_plan *p, const ddq_op *op, const ddq_tensor 
      * would run past the end of x is first copied into `rows`. Other convolutions write each tap
      * row, offset, into `rows`. */
     const int direct = plain_1x1;
+#if defined(__ARM_NEON) && defined(__aarch64__)
+    if (!direct && build_panel_3x3s2(p, op, xt, wt, yt, x, p0, n, panel, rows)) return;
+#endif
     for (int64_t g = 0; g < p->KG; g++) {
         const int8_t *src[4];
         for (int j = 0; j < G; j++) {

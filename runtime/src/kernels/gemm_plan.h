@@ -87,14 +87,18 @@ typedef struct ddq_gemm_plan {
     void *extra;            /* set-specific data, freed with the plan */
 } ddq_gemm_plan;
 
-/* The offset for a grid [qmin, qmax] with zero point zp: zp when x − zp fits int8, else the
- * nearest value that makes it fit (signed), or 0 (unsigned: x86). */
-int32_t ddq_panel_offset(const ddq_tensor *x, int is_signed);
+/* How a set offsets its panel (the `offset` argument below): 0 for unsigned bytes (x86);
+ * signed bytes centred on the zero point, zp when x − zp fits int8, else the nearest value that
+ * makes it fit (the narrowest product bounds: the neon set's int8 and int16 runs); or signed
+ * bytes with c = 0 wherever the codes fit int8 as they are (grids of up to 7 bits), so that the
+ * panel is a plain interleave (neondot: SDOT sums in int32 whatever the bounds), else centred. */
+enum { DDQ_OFFSET_UNSIGNED, DDQ_OFFSET_CENTRED, DDQ_OFFSET_ZERO_IF_FITS };
+int32_t ddq_panel_offset(const ddq_tensor *x, int offset_rule);
 
 /* Packs a conv2d (groups = 1) or fully_connected op: weights [blocks][KG][R][group], biases,
  * requantization constants. kernel / runs are left for the set (allocated with KG + 1 runs per
  * block). NULL when out of memory. */
-ddq_gemm_plan *ddq_gemm_plan_create(const ddq_model *model, const ddq_op *op, int group, int R, int is_signed,
+ddq_gemm_plan *ddq_gemm_plan_create(const ddq_model *model, const ddq_op *op, int group, int R, int offset_rule,
                                     int64_t panel_bytes);
 void ddq_gemm_plan_free(ddq_gemm_plan *plan);
 
@@ -127,6 +131,11 @@ void ddq_build_panel(const ddq_gemm_plan *plan, const ddq_op *op, const ddq_tens
 /* Per-thread scratch a GEMM needs: the panel and one row (of KG groups, panel_pixels wide). */
 int64_t ddq_gemm_panel_pixels_for(int64_t K, int64_t P, int64_t panel_bytes);
 size_t ddq_gemm_panel_scratch_bytes(int64_t KG, int group, int64_t panel_pixels);
+/* The scratch that a tiled panel's 3×3 stride-2 path (ddq_build_panel, aarch64) needs for its
+ * padded input rows, 0 where the op does not take it: a set that builds tiled panels makes its
+ * `rows` at least this large. */
+int64_t ddq_panel_rows_bytes_3x3s2(const ddq_op *op, const ddq_tensor *xt, const ddq_tensor *wt,
+                                   const ddq_tensor *yt);
 size_t ddq_gemm_scratch_bytes(const ddq_model *model, const ddq_op *op, int group, int64_t panel_bytes);
 
 #endif

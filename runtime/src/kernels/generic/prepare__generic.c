@@ -203,8 +203,11 @@ size_t ddq_scratch_bytes__generic(const ddq_model *model, const ddq_op *op) {
     const ddq_tensor *wt = &model->tensors[op->inputs[1]];
     switch (ddq_conv_path(op, xt, wt)) {
     case DDQ_CONV_GEMM: {
+        /* K panel rows and one of slack: GCC 12 vectorizes tile_8x4 on aarch64 with each row's
+         * four pixels loaded together with the next row's (a lane load it then drops), so the
+         * last row's tile reads one row past the panel (a fault where the panel ends a page) */
         const int64_t K = wt->shape[1] * wt->shape[2] * wt->shape[3];
-        return (size_t)(K * ddq_gemm_panel_pixels(K, yt->shape[2] * yt->shape[3])) * sizeof(int16_t);
+        return (size_t)((K + 1) * ddq_gemm_panel_pixels(K, yt->shape[2] * yt->shape[3])) * sizeof(int16_t);
     }
     case DDQ_CONV_DW3X3: {
         const ddq_dw_geometry g = ddq_dw_geometry_of(op, yt);

@@ -142,7 +142,7 @@ void *ddq_dw_prepare__neon(const ddq_model *model, const ddq_op *op) {
     dw_prepared *p = calloc(1, bytes);
     if (!p) return NULL;
     p->path = DDQ_CONV_DW3X3;
-    p->offset = ddq_panel_offset(xt, 1);
+    p->offset = ddq_panel_offset(xt, DDQ_OFFSET_CENTRED);
     p->Cp = Cp;
     char *at = (char *)(p + 1);
     p->neg_t = (int64_t *)at, at += n * sizeof(int64_t);

@@ -30,7 +30,7 @@ void *ddq_fc_prepare__neon(const ddq_model *model, const ddq_op *op) {
     fc_prepared *p = malloc(sizeof *p + (size_t)O * sizeof(int32_t));
     if (!p) return NULL;
     p->path = DDQ_FC_BYTES;
-    p->offset = ddq_panel_offset(xt, 1);
+    p->offset = ddq_panel_offset(xt, DDQ_OFFSET_CENTRED);
     const int64_t lo = xt->qmin - p->offset, hi = xt->qmax - p->offset;
     const int64_t xmax = -lo > hi ? -lo : hi;
     const int8_t *w = wt->data;

@@ -28,9 +28,12 @@ static int is_sdot_gemm(const ddq_model *model, const ddq_op *op) {
  * several panels only the last one has a tail, and whole tiles of 16 fit a map's last panel. */
 static int64_t conv_panel_pixels(const ddq_model *model, const ddq_op *op) {
     const ddq_tensor *wt = &model->tensors[op->inputs[1]], *yt = &model->tensors[op->output];
-    const int64_t K = wt->elements / wt->shape[0], P = yt->shape[2] * yt->shape[3];
+    const int64_t K = wt->elements / wt->shape[0], P = yt->shape[2] * yt->shape[3], OW = yt->shape[3];
     const int64_t n = ddq_gemm_panel_pixels_for(K, P, DDQ_SDOT_PANEL_BYTES);
-    return n < P ? (n >= 16 ? n / 16 * 16 : n) : (P + 15) / 16 * 16;
+    if (n >= P) return (P + 15) / 16 * 16;
+    /* whole output rows where they are tiles (ddq_build_panel's 3×3 stride-2 path) */
+    if (OW % 16 == 0 && n >= OW) return n / OW * OW;
+    return n >= 16 ? n / 16 * 16 : n;
 }
 
 static void neondot_release(void *prepared) {
@@ -49,8 +52,8 @@ static void *neondot_prepare(const ddq_model *model, const ddq_op *op) {
     ddq_sdot_gemm *g = calloc(1, sizeof *g);
     if (!g) return NULL;
     g->path = DDQ_CONV_GEMM_SDOT;
-    g->plan = ddq_gemm_plan_create(model, op, DDQ_SDOT_GROUP, fc ? DDQ_SDOT_FC_R : DDQ_SDOT_CONV_R, 1,
-                                   DDQ_SDOT_PANEL_BYTES);
+    g->plan = ddq_gemm_plan_create(model, op, DDQ_SDOT_GROUP, fc ? DDQ_SDOT_FC_R : DDQ_SDOT_CONV_R,
+                                   DDQ_OFFSET_ZERO_IF_FITS, DDQ_SDOT_PANEL_BYTES);
     if (!g->plan) {
         free(g);
         return NULL;
@@ -86,7 +89,13 @@ static size_t neondot_scratch_bytes(const ddq_model *model, const ddq_op *op) {
     if (is_sdot_gemm(model, op)) {
         const ddq_tensor *wt = &model->tensors[op->inputs[1]];
         const int64_t KG = (wt->elements / wt->shape[0] + DDQ_SDOT_GROUP - 1) / DDQ_SDOT_GROUP;
-        return ddq_gemm_panel_scratch_bytes(KG, DDQ_SDOT_GROUP, conv_panel_pixels(model, op));
+        const size_t rows = (size_t)ddq_panel_rows_bytes_3x3s2(op, &model->tensors[op->inputs[0]], wt,
+                                                               &model->tensors[op->output]);
+        const int64_t PP = conv_panel_pixels(model, op);
+        const size_t bytes = ddq_gemm_panel_scratch_bytes(KG, DDQ_SDOT_GROUP, PP);
+        /* the 3×3 stride-2 panel's padded rows take the place of the tap rows, after the panel */
+        const size_t panel = (size_t)ddq_round_up(KG * PP * DDQ_SDOT_GROUP, 64);
+        return bytes > panel + rows ? bytes : panel + rows;
     }
     return ddq_scratch_bytes__neon(model, op);
 }

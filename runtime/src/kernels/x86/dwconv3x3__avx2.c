@@ -57,7 +57,7 @@ static int64_t plane_pitch(ddq_dw_geometry g, int64_t sx) { return sx == 1 ? hal
 void *ddq_dw_prepare__x86(const ddq_model *model, const ddq_op *op) {
     const ddq_tensor *xt = &model->tensors[op->inputs[0]], *wt = &model->tensors[op->inputs[1]];
     const ddq_tensor *bt = &model->tensors[op->inputs[2]], *yt = &model->tensors[op->output];
-    const int32_t c = ddq_panel_offset(xt, 1);
+    const int32_t c = ddq_panel_offset(xt, DDQ_OFFSET_CENTRED);
     const int64_t C = wt->shape[0], lo = xt->qmin - c, hi = xt->qmax - c;
     dw_prepared *p = malloc(sizeof *p + (size_t)C * sizeof(dw_channel));
     if (!p) return NULL;

@@ -37,7 +37,7 @@ void *ddq_gemm_prepare__x86(const ddq_model *model, const ddq_op *op, int vnni) 
     ddq_x86_gemm *g = calloc(1, sizeof *g);
     if (!g) return NULL;
     g->path = DDQ_CONV_GEMM;
-    ddq_gemm_plan *p = g->plan = ddq_gemm_plan_create(model, op, DDQ_X86_GROUP, DDQ_X86_BLOCK, 0, DDQ_X86_PANEL_BYTES);
+    ddq_gemm_plan *p = g->plan = ddq_gemm_plan_create(model, op, DDQ_X86_GROUP, DDQ_X86_BLOCK, DDQ_OFFSET_UNSIGNED, DDQ_X86_PANEL_BYTES);
     uint16_t *lengths = p ? malloc((size_t)(p->KG + 1) * sizeof *lengths) : NULL;
     if (!lengths) goto fail;
     const int64_t channels = p->blocks * DDQ_X86_BLOCK;
