@@ -228,6 +228,62 @@ DDQ_ALWAYS_INLINE void fill_rows(const dw_layout *L, const uint8_t *const src[DW
     }
 }
 
+#if defined(__aarch64__) && defined(__GNUC__)
+/* The loads and stores of one chunk of 16 pixels: four channel rows (post-indexed by `step`),
+ * minus c in v16 where `SUB`, one ST4. */
+#define DW_FILL_LOADS(step)                                                                        \
+    "ld1 {v0.16b}, [%[s0]], " step "\n\t ld1 {v1.16b}, [%[s1]], " step "\n\t"                     \
+    "ld1 {v2.16b}, [%[s2]], " step "\n\t ld1 {v3.16b}, [%[s3]], " step "\n\t"
+#define DW_FILL_SUB                                                                                \
+    "sub v0.16b, v0.16b, v16.16b\n\t sub v1.16b, v1.16b, v16.16b\n\t"                             \
+    "sub v2.16b, v2.16b, v16.16b\n\t sub v3.16b, v3.16b, v16.16b\n\t"
+#define DW_FILL_CONSTS "dup v4.16b, %w[pad]\n\t mov v5.16b, v4.16b\n\t mov v6.16b, v4.16b\n\t" \
+                       "mov v7.16b, v4.16b\n\t dup v16.16b, %w[c]\n\t"
+/* one row of one chunk: loads post-indexed to the next row, the ST4 and the pad store to theirs */
+#define DW_FILL_ONE(SUB)                                                                           \
+    __asm__ volatile(DW_FILL_CONSTS "1:\n\t" DW_FILL_LOADS("%[W]") SUB                             \
+                     "st4 {v0.16b-v3.16b}, [%[row]], %[RB]\n\t st1 {v4.16b-v7.16b}, [%[tail]], %[RB]\n\t" \
+                     "subs %[n], %[n], #1\n\t b.ne 1b"                                              \
+                     : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [row] "+r"(row),  \
+                       [tail] "+r"(tail), [n] "+r"(rows)                                            \
+                     : [W] "r"(W), [RB] "r"(RB), [pad] "r"((uint32_t)pad), [c] "r"((uint32_t)c)       \
+                     : "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v16", "cc", "memory")
+/* rows of several chunks: the chunks post-indexed, then each pointer on to the next row */
+#define DW_FILL_CHUNKS(SUB)                                                                        \
+    __asm__ volatile(DW_FILL_CONSTS "1:\n\t mov %[k], %[chunks]\n\t 2:\n\t" DW_FILL_LOADS("#16") SUB \
+                     "st4 {v0.16b-v3.16b}, [%[row]], #64\n\t subs %[k], %[k], #1\n\t b.ne 2b\n\t"  \
+                     "st1 {v4.16b-v7.16b}, [%[tail]], %[RB]\n\t add %[s0], %[s0], %[ds]\n\t"       \
+                     "add %[s1], %[s1], %[ds]\n\t add %[s2], %[s2], %[ds]\n\t add %[s3], %[s3], %[ds]\n\t" \
+                     "add %[row], %[row], %[dr]\n\t subs %[n], %[n], #1\n\t b.ne 1b"                \
+                     : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [row] "+r"(row),  \
+                       [tail] "+r"(tail), [n] "+r"(rows), [k] "=&r"(k)                              \
+                     : [chunks] "r"(chunks), [ds] "r"(W - chunks * 16), [dr] "r"(RB - chunks * 64),   \
+                       [RB] "r"(RB), [pad] "r"((uint32_t)pad), [c] "r"((uint32_t)c)                  \
+                     : "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v16", "cc", "memory")
+
+/* fill_rows for rows whose loads all lie before x_end, in assembly: GCC keeps the four pad
+ * vectors on the stack, reloading them for every row, and addresses every row afresh (15
+ * instructions for a row of one chunk where this takes 8). */
+static void fill_rows_safe(const dw_layout *L, const uint8_t *const src[DW_G], int64_t j0, int64_t j1, uint8_t c,
+                           uint8_t pad, int8_t *T, const int sub) {
+    int64_t rows = j1 - j0, k;
+    if (rows <= 0) return;
+    const int64_t x1 = L->x1, RB = L->RB, W = L->W, chunks = (x1 + 15) / 16;
+    const uint8_t *s0 = src[0], *s1 = src[1], *s2 = src[2], *s3 = src[3];
+    uint8_t *row = (uint8_t *)T + (j0 + L->pt) * RB + L->pl * DW_G, *tail = row + x1 * DW_G;
+    if (chunks == 1 && sub) DW_FILL_ONE(DW_FILL_SUB);
+    else if (chunks == 1) DW_FILL_ONE("");
+    else if (sub) DW_FILL_CHUNKS(DW_FILL_SUB);
+    else DW_FILL_CHUNKS("");
+    (void)k;
+}
+#undef DW_FILL_CHUNKS
+#undef DW_FILL_ONE
+#undef DW_FILL_CONSTS
+#undef DW_FILL_SUB
+#undef DW_FILL_LOADS
+#endif
+
 /* The group's input rows into T: the rows whose loads all lie before x_end, then the others (the
  * group holding the tensor's last channel). src[ch]: the channels' planes, the last real one
  * repeated for channels past C. */
@@ -239,8 +295,12 @@ DDQ_ALWAYS_INLINE void fill_group(const dw_layout *L, const uint8_t *const src[D
     for (int ch = 1; ch < DW_G; ch++) last = src[ch] > last ? src[ch] : last;
     const int64_t room = (x_end - last) - span; /* row j is safe while j · W ≤ room */
     const int64_t safe_rows = room < 0 ? 0 : room / W + 1 < y1 ? room / W + 1 : y1;
+#if defined(__aarch64__) && defined(__GNUC__)
+    fill_rows_safe(L, src, 0, safe_rows, vgetq_lane_u8(c, 0), vgetq_lane_u8(pad.val[0], 0), T, sub);
+#else
     if (x1 <= 16) fill_rows(L, src, 0, safe_rows, c, pad, T, 1, sub, 1, x_end);
     else fill_rows(L, src, 0, safe_rows, c, pad, T, 1, sub, 0, x_end);
+#endif
     if (safe_rows == y1) return;
     const uint8_t *rest[DW_G];
     for (int ch = 0; ch < DW_G; ch++) rest[ch] = src[ch] + safe_rows * W;
@@ -538,7 +598,30 @@ static void store_group(const uint8_t *S, int64_t pixels, uint8_t *const y[DW_G]
         for (int64_t i = 0; i < pixels; i++)
             for (int ch = 0; ch < n; ch++) y[ch][i] = S[i * DW_G + ch];
     } else if (n == DW_G) { /* every group but maybe the last: no test per channel */
+#if defined(__aarch64__) && defined(__GNUC__)
+        /* 32 pixels a step in assembly: two LD4, and each channel's 32 bytes one post-indexed STP
+         * (GCC: one LD4 and four indexed stores per 16, and the index's add) */
+        int64_t steps = pixels / 32;
+        if (steps > 0) {
+            const uint8_t *s = S;
+            uint8_t *y0 = y[0], *y1 = y[1], *y2 = y[2], *y3 = y[3];
+            __asm__ volatile("1:\n\t ld4 {v0.16b-v3.16b}, [%[s]], #64\n\t ld4 {v4.16b-v7.16b}, [%[s]], #64\n\t"
+                             "stp q0, q4, [%[y0]], #32\n\t stp q1, q5, [%[y1]], #32\n\t"
+                             "stp q2, q6, [%[y2]], #32\n\t stp q3, q7, [%[y3]], #32\n\t"
+                             "subs %[n], %[n], #1\n\t b.ne 1b"
+                             : [s] "+r"(s), [y0] "+r"(y0), [y1] "+r"(y1), [y2] "+r"(y2), [y3] "+r"(y3),
+                               [n] "+r"(steps)
+                             :
+                             : "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "cc", "memory");
+        }
+        const int64_t done = pixels / 32 * 32; /* the rest: 16 more, and the last 16 overlapping */
+        if (done < pixels) {
+            uint8_t *const rest[DW_G] = {y[0] + done, y[1] + done, y[2] + done, y[3] + done};
+            store_vectors(S + done * DW_G, pixels - done, rest, DW_G);
+        }
+#else
         store_vectors(S, pixels, y, DW_G);
+#endif
     } else {
         store_vectors(S, pixels, y, n);
     }

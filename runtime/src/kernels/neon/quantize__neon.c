@@ -24,10 +24,16 @@ void ddq_quantize__neon(const ddq_op_args *a, int64_t begin, int64_t end) {
     const int16x8_t zp = vdupq_n_s16((int16_t)yt->zero_point);
     const uint8x16_t lo = vdupq_n_u8((uint8_t)yt->qmin), hi = vdupq_n_u8((uint8_t)yt->qmax);
     int64_t i = begin;
-    for (; i + 16 <= end; i += 16) {
-        const int16x8_t f0 = vqaddq_s16(floors8(vld1q_f32(x + i), vld1q_f32(x + i + 4), scale), zp);
-        const int16x8_t f1 = vqaddq_s16(floors8(vld1q_f32(x + i + 8), vld1q_f32(x + i + 12), scale), zp);
-        vst1q_u8(y + i, vminq_u8(vmaxq_u8(vqmovun_high_s16(vqmovun_s16(f0), f1), lo), hi));
+#define QUANTIZE_LOOP(clamp)                                                                              \
+    for (; i + 16 <= end; i += 16) {                                                                      \
+        const int16x8_t f0 = vqaddq_s16(floors8(vld1q_f32(x + i), vld1q_f32(x + i + 4), scale), zp);      \
+        const int16x8_t f1 = vqaddq_s16(floors8(vld1q_f32(x + i + 8), vld1q_f32(x + i + 12), scale), zp); \
+        const uint8x16_t u = vqmovun_high_s16(vqmovun_s16(f0), f1);                                       \
+        vst1q_u8(y + i, clamp ? vminq_u8(vmaxq_u8(u, lo), hi) : u);                                       \
     }
+    /* an 8-bit grid [0, 255] is SQXTUN's own saturation: no clamp */
+    if (yt->qmin == 0 && yt->qmax == 255) QUANTIZE_LOOP(0)
+    else QUANTIZE_LOOP(1)
+#undef QUANTIZE_LOOP
     if (i < end) ddq_quantize__reference(a, i, end); /* the last 0…15 values */
 }
