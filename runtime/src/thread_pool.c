@@ -173,7 +173,12 @@ void ddq_thread_pool_run(ddq_thread_pool *pool, ddq_task_fn fn, void *context, i
     fn(context, 0);
     if (spin(pool, job_finished, 0)) return;
     pthread_mutex_lock(&pool->lock);
-    atomic_store(&pool->waiting, true); /* read by the last worker after its decrement: as above */
+    /* read by the last worker after its decrement: as above. An exchange, not a store: a store
+     * followed by a load is the one pair that hardware (and an emulator's translation of
+     * STLR; LDAR onto x86) may reorder, and a worker that reads `waiting` as false while this
+     * thread reads `pending` as nonzero would leave both asleep (seen under qemu-aarch64 7.2);
+     * the read-modify-write orders them. */
+    atomic_exchange(&pool->waiting, true);
     while (!job_finished(pool, 0)) pthread_cond_wait(&pool->done, &pool->lock);
     atomic_store(&pool->waiting, false);
     pthread_mutex_unlock(&pool->lock);

@@ -368,14 +368,20 @@ static int build_panel_3x3s2(const ddq_gemm_plan *p, const ddq_op *op, const ddq
         tap[r] = r < p->K ? rows + (r / 3) * RW + r % 3 : zero;
     const int64_t tile_bytes = p->KG * 64;
     const uint8x16_t cv = vdupq_n_u8(c);
+    const int8x16_t padv = vdupq_n_s8((int8_t)p->pad);
     for (int64_t q = p0; q < p0 + n; q += OW) {
         const int64_t oy = q / OW;
         for (int64_t ci = 0; ci < C; ci++)
             for (int64_t ky = 0; ky < 3; ky++) {
                 int8_t *d = rows + (ci * 3 + ky) * RW;
                 const int64_t iy = 2 * oy - pt + ky;
-                memset(d, p->pad, (size_t)RW);
-                if (iy < 0 || iy >= H) continue;
+                if (iy < 0 || iy >= H) {
+                    memset(d, p->pad, (size_t)RW);
+                    continue;
+                }
+                /* the pad around the row: pl ≤ 1 byte before it, 16-byte stores after it to RW */
+                if (pl) d[0] = (int8_t)p->pad;
+                for (int64_t e = pl + W; e < RW; e += 16) vst1q_s8(d + (e + 16 <= RW ? e : RW - 16), padv);
                 const uint8_t *s = x + (ci * H + iy) * W; /* 32 or 16 bytes at a time, the last 16 overlapping */
                 int64_t i = 0;
                 for (; i + 32 <= W; i += 32) {

@@ -479,13 +479,15 @@ DDQ_ALWAYS_INLINE void group_rows(const int8_t *T, const dw_layout *L, const dw_
     for (; r + 2 <= OH; r += 2) {
         const int8_t *x[5]; /* stride 2 across: input row j's pixel 2·c0 */
         for (int j = 0; j < sy + 3; j++) x[j] = T + (sy * r + j) * RB + 2 * last * DW_G;
-        for (int64_t c0 = last; c0 >= 0; c0 -= 4) {
+        uint8_t *s = S + (r * OW + last) * DW_G, *const s0 = S + r * OW * DW_G; /* as in group_rows_s1 */
+        for (; s >= s0; s -= 4 * DW_G) {
+            const int64_t c0 = (s - s0) / DW_G;
             if (runs > RUNS9) { /* int32 sums besides the int16 ones: all taps loaded first */
                 int8x16_t R[5][3], va[9], vb[9];
                 for (int j = 0; j < sy + 3; j++) row_taps(T + (sy * r + j) * RB, c0, R[j], sx);
                 for (int k = 0; k < 9; k++) va[k] = R[k / 3][k % 3], vb[k] = R[sy + k / 3][k % 3];
-                vst1q_u8(S + (r * OW + c0) * DW_G, codes_of(va, q, runs, rq, plain));
-                vst1q_u8(S + ((r + 1) * OW + c0) * DW_G, codes_of(vb, q, runs, rq, plain));
+                vst1q_u8(s, codes_of(va, q, runs, rq, plain));
+                vst1q_u8(s + OW * DW_G, codes_of(vb, q, runs, rq, plain));
                 continue;
             }
             /* input row j feeds kernel row j of the upper output row and j − sy of the lower
@@ -503,8 +505,8 @@ DDQ_ALWAYS_INLINE void group_rows(const int8_t *T, const dw_layout *L, const dw_
                     if (j >= sy) acc_tap(&B, v[kx], 3 * (j - sy) + kx, q, runs);
                 }
             }
-            vst1q_u8(S + (r * OW + c0) * DW_G, acc_codes(&A, q, rq, plain));
-            vst1q_u8(S + ((r + 1) * OW + c0) * DW_G, acc_codes(&B, q, rq, plain));
+            vst1q_u8(s, acc_codes(&A, q, rq, plain));
+            vst1q_u8(s + OW * DW_G, acc_codes(&B, q, rq, plain));
         }
     }
     for (; r < OH; r++)
@@ -522,16 +524,20 @@ DDQ_ALWAYS_INLINE void group_rows_s1(const int8_t *T, const dw_layout *L, const 
                                      const int runs, const int rq, const int plain) {
     const int64_t OH = L->OH, OW = L->OW, RB = L->RB, last = (OW - 1) / 4 * 4;
     int64_t r = 0;
-    for (; r + 2 <= OH; r += 2)
-        for (int64_t c0 = last; c0 >= 0; c0 -= 4) {
-            const int8_t *x = T + r * RB + c0 * DW_G;
+    for (; r + 2 <= OH; r += 2) {
+        /* one pointer each into T and S, stepped back a vector at a time, the lower row's store
+         * at a fixed offset (GCC otherwise adds the address of each) */
+        const int8_t *x = T + r * RB + last * DW_G, *const x0 = T + r * RB;
+        uint8_t *s = S + (r * OW + last) * DW_G;
+        for (; x >= x0; x -= 4 * DW_G, s -= 4 * DW_G) {
             int8x16_t rows[4][3], va[9], vb[9];
             for (int j = 0; j < 4; j++)
                 for (int kx = 0; kx < 3; kx++) rows[j][kx] = vld1q_s8(x + j * RB + kx * DW_G);
             for (int k = 0; k < 9; k++) va[k] = rows[k / 3][k % 3], vb[k] = rows[k / 3 + 1][k % 3];
-            vst1q_u8(S + (r * OW + c0) * DW_G, codes_of(va, q, runs, rq, plain));
-            vst1q_u8(S + ((r + 1) * OW + c0) * DW_G, codes_of(vb, q, runs, rq, plain));
+            vst1q_u8(s, codes_of(va, q, runs, rq, plain));
+            vst1q_u8(s + OW * DW_G, codes_of(vb, q, runs, rq, plain));
         }
+    }
     for (; r < OH; r++)
         for (int64_t c0 = 0; c0 < OW; c0 += 4) {
             const int8_t *x = T + r * RB + c0 * DW_G;
