@@ -425,6 +425,53 @@ static void test_neondot_round16(void) {
     CHECK(bad == 0, "%ld of %ld int16 roundings differ", bad, checked);
 }
 
+/* neondot's int16 rounding after a floor (RQ_FAST16_S1 … S3): for a = 1 … 3 and r = a + 1 …
+ * a + 7, SQSHRN #a (floor(H / 2^a), saturated to int16), SQRDMULH by 2^(15 − r + a), + zp,
+ * SQXTUN and the clamp give the code of SRSHL(H, −r) in int32: every H in windows of 2^(r + 3)
+ * around 0 and around both saturation points ±2^(15 + a), and random ones. */
+static int16x8_t floor_narrow(int32x4_t a, int32x4_t b, int shift) {
+    switch (shift) {
+    case 1: return vqshrn_high_n_s32(vqshrn_n_s32(a, 1), b, 1);
+    case 2: return vqshrn_high_n_s32(vqshrn_n_s32(a, 2), b, 2);
+    default: return vqshrn_high_n_s32(vqshrn_n_s32(a, 3), b, 3);
+    }
+}
+
+static void test_neondot_round16_floored(void) {
+    static const struct { int16_t zp; uint8_t lo, hi; } grids[] = {{0, 0, 255}, {255, 0, 255}, {128, 3, 200},
+                                                                   {0, 0, 15}, {3, 0, 7}};
+    long checked = 0, bad = 0;
+    for (int a = 1; a <= 3; a++)
+        for (int r = a + 1; r <= a + 7; r++)
+            for (size_t gi = 0; gi < sizeof grids / sizeof grids[0]; gi++) {
+                const int16x8_t zp = vdupq_n_s16(grids[gi].zp);
+                const uint8x8_t lo = vdup_n_u8(grids[gi].lo), hi = vdup_n_u8(grids[gi].hi);
+                const int64_t window = (int64_t)1 << (r + 3), centres[3] = {0, (int64_t)1 << (15 + a),
+                                                                            -((int64_t)1 << (15 + a))};
+                for (int c = 0; c <= 3; c++)
+                    for (int64_t h0 = -window; h0 <= window; h0 += 8) {
+                        int32_t H[8];
+                        for (int k = 0; k < 8; k++)
+                            H[k] = c < 3 ? (int32_t)(centres[c] + h0 + k)
+                                         : (int32_t)((int64_t)(next_random() & 0xFFFFFFFFu) - 2147483648LL);
+                        const int32x4_t x = vld1q_s32(H), y = vld1q_s32(H + 4), nr = vdupq_n_s32(-r);
+                        const int16x8_t wide = vqmovn_high_s32(vqmovn_s32(vrshlq_s32(x, nr)), vrshlq_s32(y, nr));
+                        const int16x8_t narrow = vqrdmulhq_s16(floor_narrow(x, y, a), vdupq_n_s16(1 << (15 - r + a)));
+                        uint8_t want[8], got[8];
+                        vst1_u8(want, vmin_u8(vmax_u8(vqmovun_s16(vqaddq_s16(wide, zp)), lo), hi));
+                        vst1_u8(got, vmin_u8(vmax_u8(vqmovun_s16(vqaddq_s16(narrow, zp)), lo), hi));
+                        for (int k = 0; k < 8; k++) {
+                            checked++;
+                            if (got[k] != want[k] && bad++ < 5)
+                                CHECK(0, "int16 rounding of H %d by %d after a floor by %d, zp %d: %d, int32 %d", H[k],
+                                      r, a, grids[gi].zp, got[k], want[k]);
+                        }
+                        if (c == 3 && h0 > -window + 8 * 64) break; /* 64 random vectors */
+                    }
+            }
+    CHECK(bad == 0, "%ld of %ld floored int16 roundings differ", bad, checked);
+}
+
 /* neondot's rounding shift as a multiply (conv_gemm_6x16c4__neondot.c): SQRDMULH(H, 2^(31 − r))
  * equals SRSHL(H, −r) for every r ≥ 1: the int32 extremes, the values around the ties
  * (multiples of 2^(r−1)) and random ones. */
@@ -902,6 +949,7 @@ int main(int argc, char **argv) {
     test_neon_requantization();
     check_fast_requantization("neon fast form", neon_fast_requantize, neon_fast_admits);
     test_neondot_round16();
+    test_neondot_round16_floored();
     test_neondot_rounding_multiply();
     test_elementwise(&ddq_kernels_neon);
 #endif

@@ -28,7 +28,11 @@
  * one. Where every channel's shift is r ≤ 7 (RQ_FAST16) the rounding shift runs after the
  * narrow to int16, as SQRDMULH by 2^(15 − r) on eight lanes: exact for |H| < 2^15, and an H that
  * the narrow saturates rounds to at least 32767 / 2^7 > 255 in magnitude, beyond the clamp like
- * the exact value (test_runtime checks every H near the limits). Pixels a tile computes past the
+ * the exact value. Where the shifts reach past 7 but lie within a ≤ r − 1 and r − a ≤ 7 of one
+ * a = 1, 2 or 3 (RQ_FAST16_S1 … S3), the narrow is SQSHRN #a, floor(H / 2^a) saturated, and the
+ * SQRDMULH rounds by the remaining r − a: a floor by 2^a and then a rounding by 2^(r − a) is the
+ * rounding by 2^r, and a saturated lane again rounds beyond the clamp (test_runtime checks every
+ * H near the limits for each a). Pixels a tile computes past the
  * panel's n read pad bytes (or, for a plain 1×1, the next pixels) and are never stored. */
 #include "neondot.h"
 
@@ -38,7 +42,7 @@
 
 /* The requantization forms: int64, fast, fast with a left shift, fast with the rounding shift
  * in int16 lanes (RQ4, ROW). */
-enum { RQ_INT64, RQ_FAST, RQ_FAST_LSHIFT, RQ_FAST16 };
+enum { RQ_INT64, RQ_FAST, RQ_FAST_LSHIFT, RQ_FAST16, RQ_FAST16_S1, RQ_FAST16_S2, RQ_FAST16_S3 };
 
 /* What every tile's epilogue takes from the op (by value: the byte stores may alias memory, so
  * values read through a pointer would be read again after each store). */
@@ -54,7 +58,7 @@ typedef struct tile_out {
  * constant by element: no DUP per channel. RQ_FAST16 stops at H (ROW rounds in int16 lanes). */
 #define RQ4(v, m0v, kv, lane, l, nt)                                                         \
     (mode == RQ_INT64    ? ddq_mbqm_neon((v), vdupq_laneq_s32(m0v, lane), (nt), (nt))        \
-     : mode == RQ_FAST16 ? vqdmulhq_laneq_s32((v), m0v, lane)                                \
+     : mode >= RQ_FAST16 ? vqdmulhq_laneq_s32((v), m0v, lane)                                \
      : mode == RQ_FAST   ? vqrdmulhq_laneq_s32(vqdmulhq_laneq_s32((v), m0v, lane), kv, lane) \
                          : vqrdmulhq_laneq_s32(vqdmulhq_laneq_s32(vshlq_s32((v), (l)), m0v, lane), kv, lane))
 
@@ -81,6 +85,13 @@ NEONDOT_INLINE void store_codes(uint8_t *y, int16x8_t h0, int16x8_t h1, const in
 
 /* The int32 pixels r0 … r3 (each W > 4k of them) narrowed with saturation to int16. */
 #define NARROW(r0, r1) (W > 4 ? vqmovn_high_s32(vqmovn_s32(r0), r1) : vcombine_s16(vqmovn_s32(r0), vqmovn_s32(r0)))
+/* RQ_FAST16_S1 … S3 (16 pixels): the narrow floors by 2^a first (SQSHRN #a, saturating) */
+#define SHIFT_NARROW(r0, r1, a) vqshrn_high_n_s32(vqshrn_n_s32(r0, a), r1, a)
+#define NARROW16(r0, r1)                                                            \
+    (mode == RQ_FAST16_S1   ? SHIFT_NARROW(r0, r1, 1)                               \
+     : mode == RQ_FAST16_S2 ? SHIFT_NARROW(r0, r1, 2)                               \
+     : mode == RQ_FAST16_S3 ? SHIFT_NARROW(r0, r1, 3)                               \
+                            : NARROW(r0, r1))
 
 /* `tiles` tiles side by side: channels o0 … o0 + NC − 1 (NC ≤ 6: a last block's channels
  * below O; those with their bit set in `mask` are stored) × W = 16, 8 or 4 columns of the panel
@@ -197,7 +208,7 @@ NEONDOT_INLINE void tiles(const ddq_gemm_plan *p, const int8_t *xs, int64_t tstr
         const int32x4_t ka = vld1q_s32(kp), kb = vld1q_s32(kp + 4);
         const int32x4_t la = mode == RQ_FAST_LSHIFT ? vld1q_s32(lp) : ka;
         const int32x4_t lb = mode == RQ_FAST_LSHIFT ? vld1q_s32(lp + 4) : kb;
-        const int16x8_t k16 = mode == RQ_FAST16 ? vld1q_s16(k16p) : vdupq_n_s16(0);
+        const int16x8_t k16 = mode >= RQ_FAST16 ? vld1q_s16(k16p) : vdupq_n_s16(0);
         int64x2_t nt[R];
         for (int c = 0; c < R; c++) nt[c] = mode == RQ_INT64 ? vld1q_dup_s64(ntp + c) : vdupq_n_s64(0);
         /* a lane index must be a constant expression, hence the macro */
@@ -209,8 +220,8 @@ NEONDOT_INLINE void tiles(const ddq_gemm_plan *p, const int8_t *xs, int64_t tstr
                 const int32x4_t r1 = W > 4 ? RQ4(a##c##1, m0v, kv, lane, l, nt[c]) : r0;  \
                 const int32x4_t r2 = W > 8 ? RQ4(a##c##2, m0v, kv, lane, l, nt[c]) : r0;  \
                 const int32x4_t r3 = W > 8 ? RQ4(a##c##3, m0v, kv, lane, l, nt[c]) : r0;  \
-                int16x8_t h0 = NARROW(r0, r1), h1 = NARROW(r2, r3);                       \
-                if (mode == RQ_FAST16) { /* the rounding shift: SQRDMULH by 2^(15 − r) */ \
+                int16x8_t h0 = NARROW16(r0, r1), h1 = NARROW16(r2, r3);                   \
+                if (mode >= RQ_FAST16) { /* the rounding shift: SQRDMULH by 2^(15 − r + a) */ \
                     h0 = vqrdmulhq_laneq_s16(h0, k16, c);                                 \
                     h1 = vqrdmulhq_laneq_s16(h1, k16, c);                                 \
                 }                                                                         \
@@ -224,6 +235,8 @@ NEONDOT_INLINE void tiles(const ddq_gemm_plan *p, const int8_t *xs, int64_t tstr
         ROW(4, m0b, kb, lb, 0);
         ROW(5, m0b, kb, lb, 1);
 #undef ROW
+#undef NARROW16
+#undef SHIFT_NARROW
 #undef NARROW
     }
 }
@@ -244,12 +257,15 @@ typedef void (*full_fn)(const ddq_gemm_plan *, const int8_t *, int64_t, const in
 FULL4(1) /* RQ_FAST */
 FULL4(2) /* RQ_FAST_LSHIFT */
 FULL4(3) /* RQ_FAST16 */
+FULL4(4) /* RQ_FAST16_S1 */
+FULL4(5) /* RQ_FAST16_S2 */
+FULL4(6) /* RQ_FAST16_S3 */
 #undef FULL4
 #undef FULL2
 #undef FULL
 #define FULL8(m) full_##m##000, full_##m##001, full_##m##010, full_##m##011, full_##m##100, full_##m##101, \
                  full_##m##110, full_##m##111
-static const full_fn FULL_TILES[3][8] = {{FULL8(1)}, {FULL8(2)}, {FULL8(3)}};
+static const full_fn FULL_TILES[6][8] = {{FULL8(1)}, {FULL8(2)}, {FULL8(3)}, {FULL8(4)}, {FULL8(5)}, {FULL8(6)}};
 #undef FULL8
 
 /* Any tiles: W pixels, some of them or some channels not stored, or the int64 requantization;
@@ -335,7 +351,7 @@ void ddq_conv_gemm__neondot(const ddq_op_args *a, int64_t begin, int64_t end) {
                         vdupq_n_u8((uint8_t)op->act_max)};
     /* the any tiles take RQ_FAST where the full ones take RQ_FAST16 */
     const int mode = !p->rq.fast ? RQ_INT64 : p->rq.lshift_any ? RQ_FAST_LSHIFT : RQ_FAST;
-    const int full_mode = mode == RQ_FAST && g->round16 ? RQ_FAST16 : mode;
+    const int full_mode = mode == RQ_FAST && g->round16 ? RQ_FAST16 + g->round16_shift : mode;
     const int steps = (yt->zero_point != 0) * 4 + (op->act_min > 0) * 2 + (op->act_max < 255);
     const full_fn full = mode == RQ_INT64 ? NULL : FULL_TILES[full_mode - RQ_FAST][steps];
     const int64_t wblock = p->KG * R * DDQ_SDOT_GROUP; /* weight bytes per block */

@@ -23,13 +23,15 @@
 typedef struct ddq_sdot_gemm {
     int path; /* DDQ_CONV_GEMM_SDOT */
     ddq_gemm_plan *plan;
-    /* conv: the fast form's rounding shift r ≤ 7 for every channel, so that it may run in int16
-     * lanes (conv_gemm_6x16c4__neondot.c) */
-    int round16;
+    /* conv: the fast form's rounding shifts r, after a floor by 2^round16_shift (0 … 3), are
+     * 1 … 7 for every channel, so that the rounding may run in int16 lanes
+     * (conv_gemm_6x16c4__neondot.c) */
+    int round16, round16_shift;
 } ddq_sdot_gemm;
 
 /* A conv plan's extra data (neondot_set.c): per channel, blocks · 6 + DDQ_PLAN_CHANNEL_SLACK of
- * them, k = 2^(31 − r) (int32), then k16 = 2^(15 − r) (int16; 0 where r > 7). */
+ * them, k = 2^(31 − r) (int32), then k16 = 2^(15 − r + round16_shift) (int16; 0 without
+ * round16). */
 static inline int64_t ddq_sdot_channels(const ddq_gemm_plan *p) { return p->blocks * p->R + DDQ_PLAN_CHANNEL_SLACK; }
 static inline const int16_t *ddq_sdot_k16(const ddq_gemm_plan *p) {
     return (const int16_t *)((const int32_t *)p->extra + ddq_sdot_channels(p));

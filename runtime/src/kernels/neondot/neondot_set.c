@@ -63,8 +63,9 @@ static void *neondot_prepare(const ddq_model *model, const ddq_op *op) {
         p->panel_pixels = conv_panel_pixels(model, op);
         p->tiled = 1;
         /* the fast requantization's rounding shifts as SQRDMULH multipliers k = 2^(31 − r) and,
-         * where r ≤ 7, k16 = 2^(15 − r) (conv_gemm_6x16c4__neondot.c); r = 0 only past O, where
-         * m0 = 0 */
+         * where every channel's r lies in a + 1 … a + 7 for one a = 0 … 3 (the narrow to int16
+         * floors by 2^a first), k16 = 2^(15 − r + a) (conv_gemm_6x16c4__neondot.c); r = 0 only
+         * past O, where m0 = 0 */
         const int64_t channels = ddq_sdot_channels(p);
         int32_t *k = calloc((size_t)channels, sizeof(int32_t) + sizeof(int16_t));
         if (!k) {
@@ -72,13 +73,16 @@ static void *neondot_prepare(const ddq_model *model, const ddq_op *op) {
             return NULL;
         }
         int16_t *k16 = (int16_t *)(k + channels);
-        g->round16 = 1;
+        int r_min = 31, r_max = 0;
         for (int64_t o = 0; o < channels && o < p->O + DDQ_PLAN_CHANNEL_SLACK; o++) {
             const int r = -p->rq.neg_rshift[o];
             if (r >= 1) k[o] = (int32_t)(1u << (31 - r));
-            if (r >= 1 && r <= 7) k16[o] = (int16_t)(1 << (15 - r));
-            else if (o < p->O) g->round16 = 0;
+            if (o < p->O) r_min = r < r_min ? r : r_min, r_max = r > r_max ? r : r_max;
         }
+        const int a = r_max > 7 ? r_max - 7 : 0;
+        g->round16 = p->O > 0 && a <= 3 && a <= r_min - 1;
+        g->round16_shift = g->round16 ? a : 0;
+        for (int64_t o = 0; g->round16 && o < p->O; o++) k16[o] = (int16_t)(1 << (15 + a + p->rq.neg_rshift[o]));
         p->extra = k;
     }
     return g;
