@@ -389,18 +389,49 @@ static void neon_fast_requantize(const int32_t *acc, int64_t n, ddq_multiplier m
     ddq_requant_plan_free(&rq);
 }
 
+/* The narrow of RQ_FAST16 (a = 0: SQXTN) and RQ_FAST16_S1 … S3 (SQSHRN #a). */
+static int16x8_t floor_narrow(int32x4_t a, int32x4_t b, int shift) {
+    switch (shift) {
+    case 0: return vqmovn_high_s32(vqmovn_s32(a), b);
+    case 1: return vqshrn_high_n_s32(vqshrn_n_s32(a, 1), b, 1);
+    case 2: return vqshrn_high_n_s32(vqshrn_n_s32(a, 2), b, 2);
+    default: return vqshrn_high_n_s32(vqshrn_n_s32(a, 3), b, 3);
+    }
+}
+
+typedef struct round16_grid {
+    int16_t zp;
+    uint8_t lo, hi;
+} round16_grid;
+static const round16_grid ROUND16_GRIDS[] = {{0, 0, 255}, {255, 0, 255}, {128, 3, 200}, {0, 0, 15}, {3, 0, 7}};
+
+/* Eight H rounded by r both ways: SRSHL in int32 with the usual narrows, and the narrow (floored
+ * by 2^a) then SQRDMULH by 2^(15 − r + a) in int16; the codes must agree. */
+static void check_round16(const int32_t H[8], int r, int a, round16_grid g, long *checked, long *bad) {
+    const int32x4_t x = vld1q_s32(H), y = vld1q_s32(H + 4), nr = vdupq_n_s32(-r);
+    const int16x8_t zp = vdupq_n_s16(g.zp);
+    const uint8x8_t lo = vdup_n_u8(g.lo), hi = vdup_n_u8(g.hi);
+    const int16x8_t wide = vqmovn_high_s32(vqmovn_s32(vrshlq_s32(x, nr)), vrshlq_s32(y, nr));
+    const int16x8_t narrow = vqrdmulhq_s16(floor_narrow(x, y, a), vdupq_n_s16((int16_t)(1 << (15 - r + a))));
+    uint8_t want[8], got[8];
+    vst1_u8(want, vmin_u8(vmax_u8(vqmovun_s16(vqaddq_s16(wide, zp)), lo), hi));
+    vst1_u8(got, vmin_u8(vmax_u8(vqmovun_s16(vqaddq_s16(narrow, zp)), lo), hi));
+    for (int k = 0; k < 8; k++) {
+        ++*checked;
+        if (got[k] != want[k] && (*bad)++ < 5)
+            CHECK(0, "int16 rounding of H %d by %d after a floor by %d, zp %d: %d, int32 %d", H[k], r, a, g.zp, got[k],
+                  want[k]);
+    }
+}
+
 /* neondot's rounding shift in int16 lanes (conv_gemm_6x16c4__neondot.c, RQ_FAST16): for r ≤ 7,
  * H = SQDMULH(acc, m0) narrowed with saturation to int16, SQRDMULH by 2^(15 − r), + zp, SQXTUN
  * and the clamp give the same code as SRSHL(H, −r) in int32 with the usual narrows, whatever H:
  * every H in [−2^17, 2^17] (saturating from ±2^15 on), the int32 extremes and random ones. */
 static void test_neondot_round16(void) {
-    static const struct { int16_t zp; uint8_t lo, hi; } grids[] = {{0, 0, 255}, {255, 0, 255}, {128, 3, 200},
-                                                                   {0, 0, 15}, {3, 0, 7}};
     long checked = 0, bad = 0;
     for (int r = 1; r <= 7; r++)
-        for (size_t gi = 0; gi < sizeof grids / sizeof grids[0]; gi++) {
-            const int16x8_t zp = vdupq_n_s16(grids[gi].zp);
-            const uint8x8_t lo = vdup_n_u8(grids[gi].lo), hi = vdup_n_u8(grids[gi].hi);
+        for (size_t gi = 0; gi < sizeof ROUND16_GRIDS / sizeof ROUND16_GRIDS[0]; gi++)
             for (int64_t h0 = -(1 << 17) - 8; h0 <= (1 << 17) + 8 + 64; h0 += 8) {
                 int32_t H[8];
                 for (int k = 0; k < 8; k++) {
@@ -408,20 +439,8 @@ static void test_neondot_round16(void) {
                                                           : h0 + k;
                     H[k] = (int32_t)(h0 == -(1 << 17) - 8 ? (k % 2 ? INT32_MAX : INT32_MIN) : v);
                 }
-                const int32x4_t a = vld1q_s32(H), b = vld1q_s32(H + 4), nr = vdupq_n_s32(-r);
-                const int16x8_t wide = vqmovn_high_s32(vqmovn_s32(vrshlq_s32(a, nr)), vrshlq_s32(b, nr));
-                const int16x8_t narrow = vqrdmulhq_s16(vqmovn_high_s32(vqmovn_s32(a), b), vdupq_n_s16(1 << (15 - r)));
-                uint8_t want[8], got[8];
-                vst1_u8(want, vmin_u8(vmax_u8(vqmovun_s16(vqaddq_s16(wide, zp)), lo), hi));
-                vst1_u8(got, vmin_u8(vmax_u8(vqmovun_s16(vqaddq_s16(narrow, zp)), lo), hi));
-                for (int k = 0; k < 8; k++) {
-                    checked++;
-                    if (got[k] != want[k] && bad++ < 5)
-                        CHECK(0, "int16 rounding of H %d by %d, zp %d: %d, int32 %d", H[k], r, grids[gi].zp, got[k],
-                              want[k]);
-                }
+                check_round16(H, r, 0, ROUND16_GRIDS[gi], &checked, &bad);
             }
-        }
     CHECK(bad == 0, "%ld of %ld int16 roundings differ", bad, checked);
 }
 
@@ -429,23 +448,11 @@ static void test_neondot_round16(void) {
  * a + 7, SQSHRN #a (floor(H / 2^a), saturated to int16), SQRDMULH by 2^(15 − r + a), + zp,
  * SQXTUN and the clamp give the code of SRSHL(H, −r) in int32: every H in windows of 2^(r + 3)
  * around 0 and around both saturation points ±2^(15 + a), and random ones. */
-static int16x8_t floor_narrow(int32x4_t a, int32x4_t b, int shift) {
-    switch (shift) {
-    case 1: return vqshrn_high_n_s32(vqshrn_n_s32(a, 1), b, 1);
-    case 2: return vqshrn_high_n_s32(vqshrn_n_s32(a, 2), b, 2);
-    default: return vqshrn_high_n_s32(vqshrn_n_s32(a, 3), b, 3);
-    }
-}
-
 static void test_neondot_round16_floored(void) {
-    static const struct { int16_t zp; uint8_t lo, hi; } grids[] = {{0, 0, 255}, {255, 0, 255}, {128, 3, 200},
-                                                                   {0, 0, 15}, {3, 0, 7}};
     long checked = 0, bad = 0;
     for (int a = 1; a <= 3; a++)
         for (int r = a + 1; r <= a + 7; r++)
-            for (size_t gi = 0; gi < sizeof grids / sizeof grids[0]; gi++) {
-                const int16x8_t zp = vdupq_n_s16(grids[gi].zp);
-                const uint8x8_t lo = vdup_n_u8(grids[gi].lo), hi = vdup_n_u8(grids[gi].hi);
+            for (size_t gi = 0; gi < sizeof ROUND16_GRIDS / sizeof ROUND16_GRIDS[0]; gi++) {
                 const int64_t window = (int64_t)1 << (r + 3), centres[3] = {0, (int64_t)1 << (15 + a),
                                                                             -((int64_t)1 << (15 + a))};
                 for (int c = 0; c <= 3; c++)
@@ -454,18 +461,7 @@ static void test_neondot_round16_floored(void) {
                         for (int k = 0; k < 8; k++)
                             H[k] = c < 3 ? (int32_t)(centres[c] + h0 + k)
                                          : (int32_t)((int64_t)(next_random() & 0xFFFFFFFFu) - 2147483648LL);
-                        const int32x4_t x = vld1q_s32(H), y = vld1q_s32(H + 4), nr = vdupq_n_s32(-r);
-                        const int16x8_t wide = vqmovn_high_s32(vqmovn_s32(vrshlq_s32(x, nr)), vrshlq_s32(y, nr));
-                        const int16x8_t narrow = vqrdmulhq_s16(floor_narrow(x, y, a), vdupq_n_s16(1 << (15 - r + a)));
-                        uint8_t want[8], got[8];
-                        vst1_u8(want, vmin_u8(vmax_u8(vqmovun_s16(vqaddq_s16(wide, zp)), lo), hi));
-                        vst1_u8(got, vmin_u8(vmax_u8(vqmovun_s16(vqaddq_s16(narrow, zp)), lo), hi));
-                        for (int k = 0; k < 8; k++) {
-                            checked++;
-                            if (got[k] != want[k] && bad++ < 5)
-                                CHECK(0, "int16 rounding of H %d by %d after a floor by %d, zp %d: %d, int32 %d", H[k],
-                                      r, a, grids[gi].zp, got[k], want[k]);
-                        }
+                        check_round16(H, r, a, ROUND16_GRIDS[gi], &checked, &bad);
                         if (c == 3 && h0 > -window + 8 * 64) break; /* 64 random vectors */
                     }
             }
