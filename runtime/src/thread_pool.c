@@ -174,10 +174,11 @@ void ddq_thread_pool_run(ddq_thread_pool *pool, ddq_task_fn fn, void *context, i
     if (spin(pool, job_finished, 0)) return;
     pthread_mutex_lock(&pool->lock);
     /* read by the last worker after its decrement: as above. An exchange, not a store: a store
-     * followed by a load is the one pair that hardware (and an emulator's translation of
-     * STLR; LDAR onto x86) may reorder, and a worker that reads `waiting` as false while this
-     * thread reads `pending` as nonzero would leave both asleep (seen under qemu-aarch64 7.2);
-     * the read-modify-write orders them. */
+     * followed by a load of another location is the one pair a memory model lets pass each
+     * other. AArch64 keeps a sequentially consistent store and load (STLR; LDAR) in order, but
+     * qemu-aarch64 7.2's translation onto x86 did not, and a worker that read `waiting` as false
+     * while this thread read `pending` as nonzero left both asleep (seen once under the tests);
+     * a read-modify-write is ordered everywhere. */
     atomic_exchange(&pool->waiting, true);
     while (!job_finished(pool, 0)) pthread_cond_wait(&pool->done, &pool->lock);
     atomic_store(&pool->waiting, false);

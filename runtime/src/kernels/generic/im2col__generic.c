@@ -38,8 +38,6 @@ static void zeros(int16_t *d, int64_t n) {
     else for (int64_t i = 0; i < n; i++) d[i] = 0; /* a padding column or two: no call */
 }
 
-/* ceil(a / b) and floor(a / b) for b > 0 and any sign of a. */
-
 void ddq_im2col_panel(const ddq_op_args *a, int64_t p0, int64_t n, int64_t nps, int16_t *panel) {
     const ddq_op *op = a->op;
     const ddq_tensor *xt = a->in[0], *wt = a->in[1];

@@ -198,28 +198,23 @@ static __attribute__((noinline)) uint8x16_t load_tail(const uint8_t *s, const ui
     return vld1q_u8(t);
 }
 
-DDQ_ALWAYS_INLINE uint8x16_t load_input(const uint8_t *s, const uint8_t *x_end, const int safe) {
-    return safe || s + 16 <= x_end ? vld1q_u8(s) : load_tail(s, x_end);
-}
-
 /* Input rows j0 … j1 − 1 of the group's channels (src[ch] at row j0) into T as x − c, sixteen
  * pixels × four channels per ST4 (input column i at padded column i + pl), then one 64-byte
- * store of pad bytes after the inside. `safe`: every 16-byte load of these rows lies before
- * x_end. `sub`: c ≠ 0 (c = 0, codes of up to 7 bits on a zero point 0, are stored as they are).
- * `one`: x1 ≤ 16, a row is one ST4 (the 14- and 7-pixel maps, whose many short rows make the
- * loop's own instructions count). */
+ * store of pad bytes after the inside; for the rows whose 16-byte loads may reach past x_end
+ * (the rest take fill_rows_safe). `sub`: c ≠ 0 (c = 0, codes of up to 7 bits on a zero point 0,
+ * are stored as they are). */
 DDQ_ALWAYS_INLINE void fill_rows(const dw_layout *L, const uint8_t *const src[DW_G], int64_t j0, int64_t j1,
-                                 uint8x16_t c, uint8x16x4_t pad, int8_t *T, const int safe, const int sub,
-                                 const int one, const uint8_t *x_end) {
+                                 uint8x16_t c, uint8x16x4_t pad, int8_t *T, const int sub, const uint8_t *x_end) {
     const int64_t x1 = L->x1, RB = L->RB, W = L->W;
     /* local copies: the stores into T may alias src[], which would reload it every row */
     const uint8_t *s0 = src[0], *s1 = src[1], *s2 = src[2], *s3 = src[3];
     uint8_t *row = (uint8_t *)T + (j0 + L->pt) * RB + L->pl * DW_G;
     for (int64_t j = j0; j < j1; j++, row += RB, s0 += W, s1 += W, s2 += W, s3 += W) {
-        for (int64_t i = 0; i < (one ? 16 : x1); i += 16) {
+        for (int64_t i = 0; i < x1; i += 16) {
             uint8x16x4_t e;
             for (int ch = 0; ch < DW_G; ch++) {
-                e.val[ch] = load_input((ch == 0 ? s0 : ch == 1 ? s1 : ch == 2 ? s2 : s3) + i, x_end, safe);
+                const uint8_t *sc = (ch == 0 ? s0 : ch == 1 ? s1 : ch == 2 ? s2 : s3) + i;
+                e.val[ch] = sc + 16 <= x_end ? vld1q_u8(sc) : load_tail(sc, x_end);
                 if (sub) e.val[ch] = vsubq_u8(e.val[ch], c);
             }
             vst4q_u8(row + i * DW_G, e);
@@ -228,7 +223,6 @@ DDQ_ALWAYS_INLINE void fill_rows(const dw_layout *L, const uint8_t *const src[DW
     }
 }
 
-#if defined(__aarch64__) && defined(__GNUC__)
 /* The loads and stores of one chunk of 16 pixels: four channel rows (post-indexed by `step`),
  * minus c in v16 where `SUB`, one ST4. */
 #define DW_FILL_LOADS(step)                                                                        \
@@ -282,7 +276,6 @@ static void fill_rows_safe(const dw_layout *L, const uint8_t *const src[DW_G], i
 #undef DW_FILL_CONSTS
 #undef DW_FILL_SUB
 #undef DW_FILL_LOADS
-#endif
 
 /* The group's input rows into T: the rows whose loads all lie before x_end, then the others (the
  * group holding the tensor's last channel). src[ch]: the channels' planes, the last real one
@@ -295,16 +288,11 @@ DDQ_ALWAYS_INLINE void fill_group(const dw_layout *L, const uint8_t *const src[D
     for (int ch = 1; ch < DW_G; ch++) last = src[ch] > last ? src[ch] : last;
     const int64_t room = (x_end - last) - span; /* row j is safe while j · W ≤ room */
     const int64_t safe_rows = room < 0 ? 0 : room / W + 1 < y1 ? room / W + 1 : y1;
-#if defined(__aarch64__) && defined(__GNUC__)
     fill_rows_safe(L, src, 0, safe_rows, vgetq_lane_u8(c, 0), vgetq_lane_u8(pad.val[0], 0), T, sub);
-#else
-    if (x1 <= 16) fill_rows(L, src, 0, safe_rows, c, pad, T, 1, sub, 1, x_end);
-    else fill_rows(L, src, 0, safe_rows, c, pad, T, 1, sub, 0, x_end);
-#endif
     if (safe_rows == y1) return;
     const uint8_t *rest[DW_G];
     for (int ch = 0; ch < DW_G; ch++) rest[ch] = src[ch] + safe_rows * W;
-    fill_rows(L, rest, safe_rows, y1, c, pad, T, 0, sub, 0, x_end);
+    fill_rows(L, rest, safe_rows, y1, c, pad, T, sub, x_end);
 }
 
 typedef void (*dw_fill_fn)(const dw_layout *L, const uint8_t *const src[DW_G], const uint8_t *x_end, uint8x16_t c,
@@ -604,7 +592,6 @@ static void store_group(const uint8_t *S, int64_t pixels, uint8_t *const y[DW_G]
         for (int64_t i = 0; i < pixels; i++)
             for (int ch = 0; ch < n; ch++) y[ch][i] = S[i * DW_G + ch];
     } else if (n == DW_G) { /* every group but maybe the last: no test per channel */
-#if defined(__aarch64__) && defined(__GNUC__)
         /* 32 pixels a step in assembly: two LD4, and each channel's 32 bytes one post-indexed STP
          * (GCC: one LD4 and four indexed stores per 16, and the index's add) */
         int64_t steps = pixels / 32;
@@ -620,14 +607,13 @@ static void store_group(const uint8_t *S, int64_t pixels, uint8_t *const y[DW_G]
                              :
                              : "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "cc", "memory");
         }
-        const int64_t done = pixels / 32 * 32; /* the rest: 16 more, and the last 16 overlapping */
+        /* the rest: 16 more, and the last 16 overlapping; with fewer than 16 left (pixels ≥ 32
+         * here) those 16 reach back over pixels already stored, rewriting the same codes */
+        const int64_t done = pixels / 32 * 32;
         if (done < pixels) {
             uint8_t *const rest[DW_G] = {y[0] + done, y[1] + done, y[2] + done, y[3] + done};
             store_vectors(S + done * DW_G, pixels - done, rest, DW_G);
         }
-#else
-        store_vectors(S, pixels, y, DW_G);
-#endif
     } else {
         store_vectors(S, pixels, y, n);
     }
