@@ -56,6 +56,11 @@ DEMO_ACC16_PLAN = (f"{DEMO_BUNDLE}: int16 accumulation in 34 of 35 GEMM convolut
 # of taps (gemm_pairs__neon.c) against a direct computation.
 DEMO_NEON_PATHS = (f"{DEMO_BUNDLE}: neon GEMM paths of 35 convolutions: int8 accumulation 15, int16 20, "
                    "byte products in int16 0")
+# and what the neondot set (the A76) prepares: the depthwise layers on its SDOT rows (stride 1,
+# maps wider than 4) and the GEMMs whose channels share one rounding shift (SQRSHRN); test_runtime
+# checks the scaled weights of each against the model's
+DEMO_NEONDOT_PATHS = (f"{DEMO_BUNDLE}: neondot depthwise rows for 5 of 17 depthwise convolutions, "
+                      "one rounding shift in 32 of 35 GEMM convolutions")
 
 
 def need(*tools: str) -> None:
@@ -235,6 +240,7 @@ def test_aarch64_build_is_bit_exact_under_qemu(arm_build, conformance_cases, dem
     assert DEMO_NEON_PATHS in out.splitlines()  # and the lowest-bit ones the int8 path
     expected_features = "asimd asimdhp asimddp" if cpu == "cortex-a76" else "asimd"
     assert f"(cpu: {expected_features})" in out  # the dispatch sees what each core has
+    assert (DEMO_NEONDOT_PATHS in out.splitlines()) == (cpu == "cortex-a76")
     info = sh(*qemu, arm_build / "ddq-run", DEMO_BUNDLE, "--info").stdout
     best = CPU_KERNEL_SETS[cpu][0]  # the default: neondot on the A76, neon on the A53 and A72
     assert f"kernels          {best} (cpu: {expected_features})" in info

@@ -268,6 +268,7 @@ def kernel_cases(seed: int = 0) -> list[KernelCase]:
     cases += _acc8_cases(np.random.default_rng(seed + 6))
     cases += _sdot_cases(np.random.default_rng(seed + 7))
     cases += _stride2_panel_cases(np.random.default_rng(seed + 9))
+    cases += _sdot_dw_cases(np.random.default_rng(seed + 10))
     cases += _x86_cases(np.random.default_rng(seed + 8))
     cases.append(_quantize_case(np.random.default_rng(seed + 4), "quantize specials, scale 0.1 zp 37", 0.1, 37))
     cases.append(_quantize_case(np.random.default_rng(seed + 5), "quantize specials, 4-bit, scale 3 zp 0", 3.0, 0, 4))
@@ -332,6 +333,35 @@ def _stride2_panel_cases(rng: np.random.Generator) -> list[KernelCase]:
     return cases
 
 
+def _sdot_dw_cases(rng: np.random.Generator) -> list[KernelCase]:
+    """The SDOT depthwise rows (dwconv3x3_rows__neondot.c): stride 1, inputs of up to 7 bits."""
+    cases = []
+    # row widths around its chunks of 16 outputs and vectors of 8 (one chunk of 1–16, several with
+    # a last one of 1, 8, 9 or 16), maps of odd and even heights, paddings on either side
+    for h, w, padding in (((1, 1, (1, 1, 1, 1))), (2, 7, (1, 1, 1, 1)), (3, 8, (1, 1, 1, 1)), (5, 9, (0, 1, 1, 0)),
+                          (4, 15, (1, 1, 1, 1)), (7, 16, (1, 0, 1, 2)), (3, 17, (0, 0, 0, 0)), (6, 24, (1, 1, 1, 1)),
+                          (3, 33, (2, 2, 2, 2)), (5, 40, (1, 1, 1, 1)), (4, 49, (0, 1, 2, 1)), (2, 65, (1, 1, 1, 1))):
+        c = int(rng.integers(2, 20))
+        bits = int(rng.integers(2, 8))
+        zp = int(rng.integers(0, 1 << bits)) if rng.integers(0, 2) else 0
+        cases.append(_conv_case(rng, f"sdot dw3x3 {h}x{w} p{padding}", c=c, h=h, w=w, o=c, k=(3, 3), groups=c,
+                                padding=padding, in_bits=bits, in_zp=zp, w_bits=int(rng.integers(2, 9)),
+                                multiplier=float(2.0 ** -rng.uniform(2, 6)), relu=bool(rng.integers(0, 2)),
+                                out_zp=0 if rng.integers(0, 2) else None))
+    # the narrow's floor a = 0 … 3 (rounding shifts up to 10), and past it (the neon set's kernel)
+    for m in (2.0 ** -3, 2.0 ** -8, 2.0 ** -9, 2.0 ** -10, 2.0 ** -12):
+        cases.append(_conv_case(rng, f"sdot dw3x3 m{m:g}", c=9, h=6, w=20, o=9, k=(3, 3), groups=9,
+                                padding=(1, 1, 1, 1), in_bits=7, in_zp=0, w_bits=8, multiplier=m, bias="large",
+                                relu=True, out_zp=0))
+    # 7-bit inputs at the grid's ends with the biases at the accumulator bound (most outputs
+    # saturate in the narrow); an input zero point of 127 (x − zp down to −127) and of 0
+    for zp in (0, 127):
+        cases.append(_conv_case(rng, f"sdot dw3x3 bound zp{zp}", c=11, h=5, w=18, o=11, k=(3, 3), groups=11,
+                                padding=(1, 1, 1, 1), in_bits=7, in_zp=zp, extreme=True, w_extreme="max",
+                                bias="bound", multiplier=2.0 ** -9))
+    return cases
+
+
 def _sdot_cases(rng: np.random.Generator) -> list[KernelCase]:
     """The SDOT GEMM's tails and limits (neondot: groups of four taps, 6 × 16 tiles)."""
     cases = []
@@ -352,6 +382,13 @@ def _sdot_cases(rng: np.random.Generator) -> list[KernelCase]:
     for m, k, hw in ((300.0, 256, (1, 33)), (300.0, 256, (2, 14)), (7.0, 64, (3, 11)), (0.01, 64, (7, 7))):
         cases.append(_conv_case(rng, f"sdot 1x1 m{m:g} {hw}", c=k, h=hw[0], w=hw[1], o=10, multiplier=m,
                                 bias="zero", out_zp=int(rng.integers(0, 256)), relu=bool(rng.integers(0, 2))))
+    # one rounding shift for all channels (weights and biases scaled, SQRSHRN #R): after a ReLU,
+    # linear with an output zero point, multipliers above 1 (the left shift moved into the
+    # weights) and rounding shifts up to 16
+    for m, w_bits, relu, zp in ((2.0 ** -6, 4, True, 0), (2.0 ** -6, 4, False, 37), (7.0, 3, False, 200),
+                                (2.0 ** -14, 2, True, 0)):
+        cases.append(_conv_case(rng, f"sdot 1x1 one rounding shift m{m:g}", c=40, h=4, w=16, o=12, multiplier=m,
+                                in_bits=5, w_bits=w_bits, bias="random" if m < 1 else "zero", out_zp=zp, relu=relu))
     # stride-2 im2col rows longer than 16 output pixels (the panel's LD2 copy and its last block
     # read back from a row's end), one reaching the input's last byte (no padding, (H − 3) and
     # (W − 3) even), one padded

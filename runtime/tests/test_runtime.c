@@ -18,7 +18,9 @@
 #include "kernels/kernels.h"
 #if defined(__aarch64__)
 #include "kernels/neon/neon.h"
+#include "kernels/neondot/neondot.h"
 extern const ddq_kernel_set ddq_kernels_neon;
+extern const ddq_kernel_set ddq_kernels_neondot;
 #endif
 #if defined(__x86_64__)
 #include "kernels/x86/x86.h"
@@ -934,6 +936,55 @@ static void test_pairs_plans(const char *path) {
            path, convs, taken[DDQ_CONV_GEMM_ACC8], taken[DDQ_CONV_GEMM], taken[DDQ_CONV_GEMM_MULL]);
     ddq_model_free(model);
 }
+
+/* What the neondot set prepares: the depthwise 3×3 convolutions it runs on its SDOT rows
+ * (inputs whose x − zp fit int8, maps wider than 4, the int16 requantization; the others run on
+ * the neon set's kernel), and the GEMM convolutions whose channels share one rounding shift
+ * (weights and biases scaled, SQRSHRN). The scaled weights are checked against the model's: w ·
+ * 2^l with l = R + shift for every channel of a multiplier. */
+static void test_neondot_paths(const char *path) {
+    ddq_model *model = NULL;
+    ddq_error error;
+    if (ddq_model_load_file(path, &model, &error) != DDQ_OK) {
+        CHECK(0, "%s", error.message);
+        return;
+    }
+    int dw = 0, rows = 0, gemm = 0, uniform = 0;
+    for (uint32_t i = 0; i < model->op_count; i++) {
+        const ddq_op *op = &model->ops[i];
+        if (op->kind != DDQ_OP_CONV2D) continue;
+        const ddq_tensor *wt = &model->tensors[op->inputs[1]];
+        const int kind = ddq_conv_path(op, &model->tensors[op->inputs[0]], wt);
+        if (kind != DDQ_CONV_DW3X3 && kind != DDQ_CONV_GEMM) continue;
+        void *prepared = ddq_kernels_neondot.prepare(model, op);
+        CHECK(prepared != NULL, "%s: op %u not prepared", path, i);
+        if (!prepared) continue;
+        if (kind == DDQ_CONV_DW3X3) {
+            dw++;
+            rows += *(const int *)prepared == DDQ_DW3X3_SDOT;
+        } else {
+            const ddq_sdot_gemm *g = prepared;
+            const ddq_gemm_plan *p = g->plan;
+            gemm++;
+            uniform += g->rshrn > 0;
+            for (int64_t o = 0; g->rshrn && o < p->O; o++) {
+                const ddq_multiplier m = op->channel_multipliers[o];
+                const int l = m.m0 ? g->rshrn + m.shift : 0;
+                CHECK(p->rq.neg_rshift[o] == -g->rshrn || !m.m0, "%s: op %u channel %ld: shift", path, i, (long)o);
+                for (int64_t k = 0; k < p->K; k++) {
+                    const int8_t want = ((const int8_t *)wt->data)[o * p->K + k];
+                    const int8_t got = p->w[((o / p->R * p->KG + k / 4) * p->R + o % p->R) * 4 + k % 4];
+                    CHECK(got == want * (1 << l), "%s: op %u channel %ld tap %ld: %d, expected %d · 2^%d", path, i,
+                          (long)o, (long)k, got, want, l);
+                }
+            }
+        }
+        ddq_kernels_neondot.release(prepared);
+    }
+    printf("%s: neondot depthwise rows for %d of %d depthwise convolutions, one rounding shift in %d of %d GEMM "
+           "convolutions\n", path, rows, dw, uniform, gemm);
+    ddq_model_free(model);
+}
 #endif
 
 int main(int argc, char **argv) {
@@ -961,6 +1012,7 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) test_acc16_plan(argv[i]);
 #if defined(__aarch64__)
     for (int i = 1; i < argc; i++) test_pairs_plans(argv[i]);
+    for (int i = 1; kernel_set_runs("neondot") && i < argc; i++) test_neondot_paths(argv[i]);
 #endif
 #if defined(__x86_64__)
     for (int i = 1; x86 && i < argc; i++) test_x86_gemm_plans(argv[i]);

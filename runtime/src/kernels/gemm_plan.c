@@ -317,6 +317,15 @@ static void interleave4_tiled(int8_t *restrict d, int64_t stride, const int8_t *
                              : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3)
                              : [d] "r"(d)
                              : "v0", "v1", "v2", "v3", "memory");
+        if (i + 8 <= cols) { /* a last half tile (cols is a multiple of 8): the same with 8 bytes */
+            __asm__ volatile("ld1 {v0.8b}, [%[a0]]\n\t ld1 {v1.8b}, [%[a1]]\n\t"
+                             "ld1 {v2.8b}, [%[a2]]\n\t ld1 {v3.8b}, [%[a3]]\n\t"
+                             "st4 {v0.8b-v3.8b}, [%[d]]"
+                             :
+                             : [a0] "r"(a0), [a1] "r"(a1), [a2] "r"(a2), [a3] "r"(a3), [d] "r"(d)
+                             : "v0", "v1", "v2", "v3", "memory");
+            i += 8;
+        }
     }
 #endif
     for (; i + 16 <= cols; i += 16, d += stride)
@@ -430,7 +439,16 @@ void ddq_build_panel(const ddq_gemm_plan *p, const ddq_op *op, const ddq_tensor 
 #if defined(__ARM_NEON) && defined(__aarch64__)
     if (!direct && build_panel_3x3s2(p, op, xt, wt, yt, x, p0, n, panel, rows)) return;
 #endif
-    for (int64_t g = 0; g < p->KG; g++) {
+    int64_t g = 0;
+    if (direct && p->tiled) {
+        /* the groups whose four rows all lie inside x, straight from it (no per-row cases) */
+        const int8_t c = (int8_t)(uint8_t)p->offset;
+        const uint8_t *r0 = x + p0;
+        for (; 4 * g + 3 < p->K && (4 * g + 3) * HW + p0 + cols <= p->K * HW; g++, r0 += 4 * HW)
+            interleave4_tiled(panel + g * 64, p->KG * 64, (const int8_t *)r0, (const int8_t *)(r0 + HW),
+                              (const int8_t *)(r0 + 2 * HW), (const int8_t *)(r0 + 3 * HW), cols, c);
+    }
+    for (; g < p->KG; g++) {
         const int8_t *src[4];
         for (int j = 0; j < G; j++) {
             const int64_t r = g * G + j;

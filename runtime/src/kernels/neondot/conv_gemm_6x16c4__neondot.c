@@ -32,8 +32,11 @@
  * a = 1, 2 or 3 (RQ_FAST16_S1 … S3), the narrow is SQSHRN #a, floor(H / 2^a) saturated, and the
  * SQRDMULH rounds by the remaining r − a: a floor by 2^a and then a rounding by 2^(r − a) is the
  * rounding by 2^r, and a saturated lane again rounds beyond the clamp (test_runtime checks every
- * H near the limits for each a). Pixels a tile computes past the
- * panel's n read pad bytes (or, for a plain 1×1, the next pixels) and are never stored. */
+ * H near the limits for each a). Where every channel rounds by the same R (neondot_set.c scales
+ * the weights and biases of those with smaller shifts, ddq_sdot_gemm.rshrn), SQRSHRN #R does
+ * the rounding shift and the narrow in one instruction: two fewer per 16 outputs. Pixels a tile
+ * computes past the panel's n read pad bytes (or, for a plain 1×1, the next pixels) and are
+ * never stored. */
 #include "neondot.h"
 
 #define NEONDOT_INLINE static inline __attribute__((always_inline))
@@ -100,8 +103,8 @@ NEONDOT_INLINE void store_codes(uint8_t *y, int16x8_t h0, int16x8_t h1, const in
  * tile. */
 NEONDOT_INLINE void tiles(const ddq_gemm_plan *p, const int8_t *xs, int64_t tstride, const int8_t *wb, int64_t o0,
                           uint8_t *y, int64_t P, int64_t ntiles, const int NC, const int W, int64_t count,
-                          unsigned mask, const int mode, tile_out t, const int addzp, const int clamplo,
-                          const int clamphi) {
+                          unsigned mask, const int mode, const int RS, tile_out t, const int addzp,
+                          const int clamplo, const int clamphi) {
     /* read before the first store, which may alias anything read through p */
     const int64_t pairs = p->KG / 2, odd = p->KG & 1;
     const int32_t *b = p->bias + o0, *m0p = p->rq.m0 + o0, *kp = (const int32_t *)p->extra + o0;
@@ -203,6 +206,25 @@ NEONDOT_INLINE void tiles(const ddq_gemm_plan *p, const int8_t *xs, int64_t tstr
 #undef DOT
 #undef LOAD_X
 #undef LOAD_X16
+        /* SQRSHRN and SQRSHRN2 #RS, the immediate written out (RS is a constant only after
+         * inlining) */
+#define QRSHRN(v)                                                                                               \
+        (RS == 1 ? vqrshrn_n_s32(v, 1) : RS == 2 ? vqrshrn_n_s32(v, 2) : RS == 3 ? vqrshrn_n_s32(v, 3) :        \
+         RS == 4 ? vqrshrn_n_s32(v, 4) : RS == 5 ? vqrshrn_n_s32(v, 5) : RS == 6 ? vqrshrn_n_s32(v, 6) :        \
+         RS == 7 ? vqrshrn_n_s32(v, 7) : RS == 8 ? vqrshrn_n_s32(v, 8) : RS == 9 ? vqrshrn_n_s32(v, 9) :        \
+         RS == 10 ? vqrshrn_n_s32(v, 10) : RS == 11 ? vqrshrn_n_s32(v, 11) : RS == 12 ? vqrshrn_n_s32(v, 12) :  \
+         RS == 13 ? vqrshrn_n_s32(v, 13) : RS == 14 ? vqrshrn_n_s32(v, 14) : RS == 15 ? vqrshrn_n_s32(v, 15) :  \
+         vqrshrn_n_s32(v, 16))
+#define QRSHRN_HIGH(l, v)                                                                     \
+        (RS == 1 ? vqrshrn_high_n_s32(l, v, 1) : RS == 2 ? vqrshrn_high_n_s32(l, v, 2) :      \
+         RS == 3 ? vqrshrn_high_n_s32(l, v, 3) : RS == 4 ? vqrshrn_high_n_s32(l, v, 4) :      \
+         RS == 5 ? vqrshrn_high_n_s32(l, v, 5) : RS == 6 ? vqrshrn_high_n_s32(l, v, 6) :      \
+         RS == 7 ? vqrshrn_high_n_s32(l, v, 7) : RS == 8 ? vqrshrn_high_n_s32(l, v, 8) :      \
+         RS == 9 ? vqrshrn_high_n_s32(l, v, 9) : RS == 10 ? vqrshrn_high_n_s32(l, v, 10) :    \
+         RS == 11 ? vqrshrn_high_n_s32(l, v, 11) : RS == 12 ? vqrshrn_high_n_s32(l, v, 12) :  \
+         RS == 13 ? vqrshrn_high_n_s32(l, v, 13) : RS == 14 ? vqrshrn_high_n_s32(l, v, 14) :  \
+         RS == 15 ? vqrshrn_high_n_s32(l, v, 15) :                                            \
+         vqrshrn_high_n_s32(l, v, 16))
         /* the channels' constants, loaded after the loop: registers are full inside it */
         const int32x4_t m0a = vld1q_s32(m0p), m0b = vld1q_s32(m0p + 4);
         const int32x4_t ka = vld1q_s32(kp), kb = vld1q_s32(kp + 4);
@@ -220,8 +242,14 @@ NEONDOT_INLINE void tiles(const ddq_gemm_plan *p, const int8_t *xs, int64_t tstr
                 const int32x4_t r1 = W > 4 ? RQ4(a##c##1, m0v, kv, lane, l, nt[c]) : r0;  \
                 const int32x4_t r2 = W > 8 ? RQ4(a##c##2, m0v, kv, lane, l, nt[c]) : r0;  \
                 const int32x4_t r3 = W > 8 ? RQ4(a##c##3, m0v, kv, lane, l, nt[c]) : r0;  \
-                int16x8_t h0 = NARROW16(r0, r1), h1 = NARROW16(r2, r3);                   \
-                if (mode >= RQ_FAST16) { /* the rounding shift: SQRDMULH by 2^(15 − r + a) */ \
+                int16x8_t h0, h1;                                                         \
+                if (RS) { /* the op's one rounding shift R and the narrow: SQRSHRN #R */  \
+                    h0 = QRSHRN_HIGH(QRSHRN(r0), r1);                                     \
+                    h1 = QRSHRN_HIGH(QRSHRN(r2), r3);                                     \
+                } else {                                                                  \
+                    h0 = NARROW16(r0, r1), h1 = NARROW16(r2, r3);                         \
+                }                                                                         \
+                if (mode >= RQ_FAST16 && !RS) { /* the rounding: SQRDMULH by 2^(15 − r + a) */ \
                     h0 = vqrdmulhq_laneq_s16(h0, k16, c);                                 \
                     h1 = vqrdmulhq_laneq_s16(h1, k16, c);                                 \
                 }                                                                         \
@@ -235,6 +263,8 @@ NEONDOT_INLINE void tiles(const ddq_gemm_plan *p, const int8_t *xs, int64_t tstr
         ROW(4, m0b, kb, lb, 0);
         ROW(5, m0b, kb, lb, 1);
 #undef ROW
+#undef QRSHRN
+#undef QRSHRN_HIGH
 #undef NARROW16
 #undef SHIFT_NARROW
 #undef NARROW
@@ -250,7 +280,7 @@ typedef void (*full_fn)(const ddq_gemm_plan *, const int8_t *, int64_t, const in
     static void full_##m##addzp##clamplo##clamphi(const ddq_gemm_plan *p, const int8_t *xp, int64_t tstride, \
                                                   const int8_t *wp, int64_t o0, uint8_t *y, int64_t P,       \
                                                   int64_t ntiles, tile_out t) {                              \
-        tiles(p, xp, tstride, wp, o0, y, P, ntiles, R, 16, 16, 0x3fu, m, t, addzp, clamplo, clamphi);        \
+        tiles(p, xp, tstride, wp, o0, y, P, ntiles, R, 16, 16, 0x3fu, m, 0, t, addzp, clamplo, clamphi);     \
     }
 #define FULL2(m, addzp) FULL(m, addzp, 0, 0) FULL(m, addzp, 0, 1) FULL(m, addzp, 1, 0) FULL(m, addzp, 1, 1)
 #define FULL4(m) FULL2(m, 0) FULL2(m, 1)
@@ -268,6 +298,28 @@ FULL4(6) /* RQ_FAST16_S3 */
 static const full_fn FULL_TILES[6][8] = {{FULL8(1)}, {FULL8(2)}, {FULL8(3)}, {FULL8(4)}, {FULL8(5)}, {FULL8(6)}};
 #undef FULL8
 
+/* The common tiles of an op whose channels share one rounding shift RS (ddq_sdot_gemm.rshrn),
+ * SQRSHRN #RS rounding and narrowing at once, for the usual epilogues: after a ReLU (output zero
+ * point 0, act_min 0, act_max below 255: steps 001) and linear (+ zp, with an act_max below 255
+ * or not: 101, 100). */
+#define RSHRN(RS, addzp, clamphi)                                                                               \
+    static void rshrn_##addzp##clamphi##_##RS(const ddq_gemm_plan *p, const int8_t *xp, int64_t tstride,        \
+                                              const int8_t *wp, int64_t o0, uint8_t *y, int64_t P, int64_t ntiles, \
+                                              tile_out t) {                                                       \
+        tiles(p, xp, tstride, wp, o0, y, P, ntiles, R, 16, 16, 0x3fu, RQ_FAST16, RS, t, addzp, 0, clamphi);      \
+    }
+#define RSHRN3(RS) RSHRN(RS, 0, 1) RSHRN(RS, 1, 0) RSHRN(RS, 1, 1)
+RSHRN3(1) RSHRN3(2) RSHRN3(3) RSHRN3(4) RSHRN3(5) RSHRN3(6) RSHRN3(7) RSHRN3(8)
+RSHRN3(9) RSHRN3(10) RSHRN3(11) RSHRN3(12) RSHRN3(13) RSHRN3(14) RSHRN3(15) RSHRN3(16)
+#undef RSHRN3
+#undef RSHRN
+#define RSHRN16(s)                                                                                             \
+    {rshrn_##s##_1,  rshrn_##s##_2,  rshrn_##s##_3,  rshrn_##s##_4,  rshrn_##s##_5,  rshrn_##s##_6,            \
+     rshrn_##s##_7,  rshrn_##s##_8,  rshrn_##s##_9,  rshrn_##s##_10, rshrn_##s##_11, rshrn_##s##_12,           \
+     rshrn_##s##_13, rshrn_##s##_14, rshrn_##s##_15, rshrn_##s##_16}
+static const full_fn RSHRN_TILES[3][16] = {RSHRN16(01), RSHRN16(10), RSHRN16(11)};
+#undef RSHRN16
+
 /* Any tiles: W pixels, some of them or some channels not stored, or the int64 requantization;
  * every optional epilogue step taken. NC < 6 for a last block of 2 or 4 channels (the even
  * channel counts of the usual networks leave those), whose missing channels then cost nothing. */
@@ -276,11 +328,11 @@ static const full_fn FULL_TILES[6][8] = {{FULL8(1)}, {FULL8(2)}, {FULL8(3)}, {FU
                                int64_t o0, uint8_t *y, int64_t P, int64_t ntiles, int64_t count, unsigned mask, \
                                int mode, tile_out t) {                                                          \
         if (mode == RQ_INT64)                                                                                   \
-            tiles(p, xp, tstride, wp, o0, y, P, ntiles, NC, W, count, mask, RQ_INT64, t, 1, 1, 1);              \
+            tiles(p, xp, tstride, wp, o0, y, P, ntiles, NC, W, count, mask, RQ_INT64, 0, t, 1, 1, 1);              \
         else if (mode == RQ_FAST)                                                                               \
-            tiles(p, xp, tstride, wp, o0, y, P, ntiles, NC, W, count, mask, RQ_FAST, t, 1, 1, 1);               \
+            tiles(p, xp, tstride, wp, o0, y, P, ntiles, NC, W, count, mask, RQ_FAST, 0, t, 1, 1, 1);               \
         else                                                                                                    \
-            tiles(p, xp, tstride, wp, o0, y, P, ntiles, NC, W, count, mask, RQ_FAST_LSHIFT, t, 1, 1, 1);        \
+            tiles(p, xp, tstride, wp, o0, y, P, ntiles, NC, W, count, mask, RQ_FAST_LSHIFT, 0, t, 1, 1, 1);        \
     }
 ANY(4, 6)
 ANY(8, 6)
@@ -289,32 +341,64 @@ ANY(16, 4)
 ANY(16, 2)
 #undef ANY
 
-/* One pixel (the last of a panel of 16k + 1, e.g. a 7 × 7 map), channels o0 … o0 + 5 of which
- * those in `mask` are stored: the channels in the lanes and the pixel's four taps broadcast, two
- * SDOT per group of taps where the 4-pixel tile spends six on one useful pixel. Two groups' 48
- * weight bytes hold channels 0–3 | 4–5 of the first and 0–1 | 2–5 of the second, so the middle
- * vector is taken against both groups' taps, into a1 (its lanes 0–1 hold the first group's
- * channels 4–5) and a2 (lanes 2–3: the second group's channels 0–1); the other lanes of a1 and
- * a2 mix the groups and are dropped. An 8-byte load at the pixel also reads the next pixel's
- * taps, which the panel's tile holds and lane 0 ignores. */
-static void tail_1(const ddq_gemm_plan *p, const int8_t *xp, const int8_t *wp, int64_t o0, uint8_t *y, int64_t P,
+/* One pixel (the last of a panel of 4k + 1 pixels, e.g. a 7 × 7 map), channels o0 … o0 + 5 of
+ * which those in `mask` are stored: the channels in the lanes and the pixel's four taps of a
+ * group broadcast, two SDOT per group of taps where the 4-pixel tile spends six on one useful
+ * pixel. The pixel's taps are gathered once per panel into xg ([KG][4], 16 bytes of slack), so
+ * one load holds four groups. Two groups' 48 weight bytes hold channels 0–3 | 4–5 of the first
+ * and 0–1 | 2–5 of the second, so the middle vector is taken against both groups' taps, into a1
+ * (its lanes 0–1 hold the first group's channels 4–5) and a2 (lanes 2–3: the second group's
+ * channels 0–1); the other lanes of a1 and a2 mix the groups and are dropped. */
+static void tail_1(const ddq_gemm_plan *p, const int8_t *xg, const int8_t *wp, int64_t o0, uint8_t *y, int64_t P,
                    unsigned mask, const tile_out *t) {
     int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0;
     int32x2_t a4 = vdup_n_s32(0);
-    for (int64_t g = p->KG / 2; g > 0; g--) {
-        const int8x16x3_t w = vld1q_s8_x3(wp);
-        const int8x8_t x0 = vld1_s8(xp), x1 = vld1_s8(xp + TILE_GROUP);
-        wp += 2 * R * DDQ_SDOT_GROUP;
-        xp += 2 * TILE_GROUP;
-        a0 = vdotq_lane_s32(a0, w.val[0], x0, 0);
-        a1 = vdotq_lane_s32(a1, w.val[1], x0, 0);
-        a2 = vdotq_lane_s32(a2, w.val[1], x1, 0);
-        a3 = vdotq_lane_s32(a3, w.val[2], x1, 0);
+    int64_t g = p->KG;
+    /* two groups: their weights w (three vectors) against lanes l and l + 1 of the taps x */
+#define TWO_GROUPS(dot, w, x, l)                       \
+    do {                                               \
+        a0 = dot(a0, (w).val[0], x, l);                \
+        a1 = dot(a1, (w).val[1], x, l);                \
+        a2 = dot(a2, (w).val[1], x, (l) + 1);          \
+        a3 = dot(a3, (w).val[2], x, (l) + 1);          \
+    } while (0)
+#if defined(__GNUC__) && !defined(__clang__)
+    /* eight groups a step, the loads post-incremented in assembly (GCC keeps a copy of each
+     * pointer and adds otherwise) */
+#define LOAD_W(w) \
+    __asm__ volatile("ld1 {%S0.16b - %U0.16b}, [%1], #48" : "=w"(w), "+r"(wp) : "m"(*(const int8_t(*)[48])wp))
+    for (; g >= 8; g -= 8) {
+        int8x16x2_t x;
+        int8x16x3_t w0, w1, w2, w3;
+        __asm__ volatile("ld1 {%S0.16b - %T0.16b}, [%1], #32" : "=w"(x), "+r"(xg) : "m"(*(const int8_t(*)[32])xg));
+        LOAD_W(w0);
+        LOAD_W(w1);
+        TWO_GROUPS(vdotq_laneq_s32, w0, x.val[0], 0);
+        TWO_GROUPS(vdotq_laneq_s32, w1, x.val[0], 2);
+        LOAD_W(w2);
+        LOAD_W(w3);
+        TWO_GROUPS(vdotq_laneq_s32, w2, x.val[1], 0);
+        TWO_GROUPS(vdotq_laneq_s32, w3, x.val[1], 2);
     }
-    if (p->KG & 1) { /* the last group alone: 16 + 8 weight bytes */
-        const int8x8_t x0 = vld1_s8(xp);
-        a0 = vdotq_lane_s32(a0, vld1q_s8(wp), x0, 0);
-        a4 = vdot_lane_s32(a4, vld1_s8(wp + 16), x0, 0);
+#undef LOAD_W
+#endif
+    for (; g >= 4; g -= 4, xg += 16, wp += 4 * R * DDQ_SDOT_GROUP) {
+        const int8x16_t x = vld1q_s8(xg);
+        const int8x16x3_t w = vld1q_s8_x3(wp), v = vld1q_s8_x3(wp + 2 * R * DDQ_SDOT_GROUP);
+        TWO_GROUPS(vdotq_laneq_s32, w, x, 0);
+        TWO_GROUPS(vdotq_laneq_s32, v, x, 2);
+    }
+    if (g >= 2) {
+        const int8x8_t x = vld1_s8(xg);
+        const int8x16x3_t w = vld1q_s8_x3(wp);
+        TWO_GROUPS(vdotq_lane_s32, w, x, 0);
+        g -= 2, xg += 8, wp += 2 * R * DDQ_SDOT_GROUP;
+    }
+#undef TWO_GROUPS
+    if (g) { /* the last group alone: 16 + 8 weight bytes */
+        const int8x8_t x = vld1_s8(xg);
+        a0 = vdotq_lane_s32(a0, vld1q_s8(wp), x, 0);
+        a4 = vdot_lane_s32(a4, vld1_s8(wp + 16), x, 0);
     }
     const int32_t *b = p->bias + o0;
     const int32x4_t v03 = vaddq_s32(vaddq_s32(a0, vld1q_s32(b)), vcombine_s32(vget_high_s32(a2), vget_low_s32(a3)));
@@ -345,7 +429,8 @@ void ddq_conv_gemm__neondot(const ddq_op_args *a, int64_t begin, int64_t end) {
     const ddq_op *op = a->op;
     uint8_t *y = a->y;
     const int64_t P = yt->shape[2] * yt->shape[3], PP = p->panel_pixels, tstride = p->KG * TILE_GROUP;
-    int8_t *panel = a->scratch;
+    int8_t *xg = a->scratch; /* a panel's last pixel's taps (tail_1) */
+    int8_t *panel = xg + ddq_sdot_tail_bytes(p->KG);
     int8_t *rows = panel + (p->KG * PP * DDQ_SDOT_GROUP + 63) / 64 * 64;
     const tile_out t = {vdupq_n_s16((int16_t)yt->zero_point), vdupq_n_u8((uint8_t)op->act_min),
                         vdupq_n_u8((uint8_t)op->act_max)};
@@ -353,11 +438,18 @@ void ddq_conv_gemm__neondot(const ddq_op_args *a, int64_t begin, int64_t end) {
     const int mode = !p->rq.fast ? RQ_INT64 : p->rq.lshift_any ? RQ_FAST_LSHIFT : RQ_FAST;
     const int full_mode = mode == RQ_FAST && g->round16 ? RQ_FAST16 + g->round16_shift : mode;
     const int steps = (yt->zero_point != 0) * 4 + (op->act_min > 0) * 2 + (op->act_max < 255);
-    const full_fn full = mode == RQ_INT64 ? NULL : FULL_TILES[full_mode - RQ_FAST][steps];
+    const full_fn full = mode == RQ_INT64           ? NULL
+                         : g->rshrn && (steps == 1 || steps == 4 || steps == 5)
+                             ? RSHRN_TILES[steps == 1 ? 0 : steps - 3][g->rshrn - 1]
+                                                  : FULL_TILES[full_mode - RQ_FAST][steps];
     const int64_t wblock = p->KG * R * DDQ_SDOT_GROUP; /* weight bytes per block */
     for (int64_t p0 = 0; p0 < P; p0 += PP) {
         const int64_t n = P - p0 < PP ? P - p0 : PP;
         ddq_build_panel(p, op, a->in[0], a->in[1], yt, a->x[0], p0, n, panel, rows);
+        if (n % 4 == 1) { /* the 1-pixel tail's taps, gathered */
+            const int8_t *src = panel + (n - 1) / 16 * tstride + (n - 1) % 16 * DDQ_SDOT_GROUP;
+            for (int64_t k = 0; k < p->KG; k++) memcpy(xg + k * DDQ_SDOT_GROUP, src + k * TILE_GROUP, DDQ_SDOT_GROUP);
+        }
         for (int64_t o0 = begin - begin % R; o0 < end; o0 += R) {
             const int8_t *wb = p->w + o0 / R * wblock;
             const int64_t ob = o0 > begin ? o0 : begin, oe = o0 + R < end ? o0 + R : end;
@@ -379,7 +471,7 @@ void ddq_conv_gemm__neondot(const ddq_op_args *a, int64_t begin, int64_t end) {
                 const int64_t count = rest < W ? rest : W;
                 const int8_t *xp = panel + j / 16 * tstride + j % 16 * DDQ_SDOT_GROUP;
                 if (W == 8) any_8_6(p, xp, tstride, wb, o0, yb + j, P, 1, count, mask, mode, t);
-                else if (count == 1) tail_1(p, xp, wb, o0, yb + j, P, mask, &t);
+                else if (count == 1) tail_1(p, xg, wb, o0, yb + j, P, mask, &t);
                 else any_4_6(p, xp, tstride, wb, o0, yb + j, P, 1, count, mask, mode, t);
                 j += count;
             }

@@ -11,6 +11,7 @@
  * the neon set's objects (which this set also returns, for the ops it shares) carry, so that
  * release can tell the two apart. */
 #define DDQ_CONV_GEMM_SDOT 0x5d07
+#define DDQ_DW3X3_SDOT 0x5d08
 
 /* Taps per SDOT lane, and the panel the conv GEMM builds at most at a time. */
 #define DDQ_SDOT_GROUP 4
@@ -18,6 +19,9 @@
 /* Output channels per weight block: the conv tile's 6, fully_connected's 16. */
 #define DDQ_SDOT_CONV_R 6
 #define DDQ_SDOT_FC_R 16
+
+/* The conv GEMM's scratch starts with a panel's last pixel's taps, [KG][4] and slack. */
+static inline int64_t ddq_sdot_tail_bytes(int64_t KG) { return (KG * DDQ_SDOT_GROUP + 16 + 63) / 64 * 64; }
 
 /* What prepare() returns for a GEMM conv2d or a fully_connected. */
 typedef struct ddq_sdot_gemm {
@@ -27,6 +31,9 @@ typedef struct ddq_sdot_gemm {
      * 1 … 7 for every channel, so that the rounding may run in int16 lanes
      * (conv_gemm_6x16c4__neondot.c) */
     int round16, round16_shift;
+    /* conv: every channel's rounding shift is this R (1 … 16; neondot_set.c scaled weights and
+     * biases to make it so), or 0 */
+    int rshrn;
 } ddq_sdot_gemm;
 
 /* A conv plan's extra data (neondot_set.c): per channel, blocks · 6 + DDQ_PLAN_CHANNEL_SLACK of
@@ -47,6 +54,14 @@ static inline int32x4_t ddq_rq4_lanes__neondot(const ddq_requant_plan *rq, int64
 }
 
 void ddq_conv_gemm__neondot(const ddq_op_args *a, int64_t begin, int64_t end);
+
+/* Depthwise 3×3 on NCHW rows with SDOT (dwconv3x3_rows__neondot.c): prepare returns NULL where the
+ * op is outside what the kernel supports (then the neon set's depthwise kernel runs it). */
+typedef struct ddq_sdot_dw ddq_sdot_dw;
+ddq_sdot_dw *ddq_dw_prepare__neondot(const ddq_model *model, const ddq_op *op);
+void ddq_dw_release__neondot(ddq_sdot_dw *d);
+size_t ddq_dw_scratch_bytes__neondot(const ddq_model *model, const ddq_op *op);
+void ddq_dwconv3x3__neondot(const ddq_op_args *a, int64_t begin, int64_t end);
 void ddq_fully_connected__neondot(const ddq_op_args *a, int64_t begin, int64_t end);
 /* fully_connected's per-thread scratch: the input, offset and zero-padded to 16 taps. */
 size_t ddq_fc_scratch_bytes__neondot(const ddq_model *model, const ddq_op *op);

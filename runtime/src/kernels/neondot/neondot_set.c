@@ -1,8 +1,10 @@
 /* The `neondot` set (ARMv8.2 dot product): conv2d with groups = 1 and fully_connected as SDOT
- * GEMMs on the shared preparation of ../gemm_plan.h; every other op, and every other conv2d
- * path (depthwise 3×3, reference), is the `neon` set's. Chosen where the kernel reports
+ * GEMMs on the shared preparation of ../gemm_plan.h, depthwise 3×3 with SDOT on NCHW rows where
+ * its support check passes; every other op, and every other conv2d path (reference), is the
+ * `neon` set's. Chosen where the kernel reports
  * HWCAP_ASIMDDP (Cortex-A76 / Pi 5; QEMU's cortex-a53 and cortex-a72 models hide it). */
 #include <stdlib.h>
+#include <string.h>
 
 #include "neondot.h"
 
@@ -36,8 +38,17 @@ static int64_t conv_panel_pixels(const ddq_model *model, const ddq_op *op) {
     return n >= 16 ? n / 16 * 16 : n;
 }
 
+static int is_dw3x3(const ddq_model *model, const ddq_op *op) {
+    return op->kind == DDQ_OP_CONV2D &&
+           ddq_conv_path(op, &model->tensors[op->inputs[0]], &model->tensors[op->inputs[1]]) == DDQ_CONV_DW3X3;
+}
+
 static void neondot_release(void *prepared) {
     ddq_sdot_gemm *g = prepared;
+    if (g->path == DDQ_DW3X3_SDOT) {
+        ddq_dw_release__neondot(prepared);
+        return;
+    }
     if (g->path != DDQ_CONV_GEMM_SDOT) {
         ddq_release__neon(prepared);
         return;
@@ -46,7 +57,65 @@ static void neondot_release(void *prepared) {
     free(g);
 }
 
+/* One rounding shift R for every channel of a conv plan: channel o's rounding shift in the fast
+ * form is r = −shift (multipliers below 1; the fast form's left shift takes the others), and
+ * with its weights and bias scaled by 2^l, l = R − r, its accumulator is (acc + bias)·2^l and
+ * the fast form with that l rounds by R (gemm_plan.h: SQDMULH(x·2^l, m0) rounded by
+ * t − 31 + l). So with R the largest r (at least 1), every channel rounds by R where the scaled
+ * weights still fit int8 and the bound of the scaled accumulators int32; then one immediate
+ * shift serves the whole op (SQRSHRN #R, conv_gemm_6x16c4__neondot.c). Returns R, or 0 (the
+ * plan unchanged) where some channel does not admit it. */
+static int uniform_rounding_shift(const ddq_model *model, const ddq_op *op, ddq_gemm_plan *p) {
+    if (!p->rq.fast) return 0;
+    const ddq_tensor *xt = &model->tensors[op->inputs[0]], *wt = &model->tensors[op->inputs[1]];
+    const ddq_tensor *bt = &model->tensors[op->inputs[2]];
+    const ddq_multiplier *m = op->channel_multipliers;
+    int R = 1;
+    for (int64_t o = 0; o < p->O; o++)
+        if (m[o].m0 != 0 && -m[o].shift > R) R = -m[o].shift;
+    if (R > 16) return 0;
+    /* the check on the model's rows (contiguous), before anything changes */
+    for (int64_t o = 0; o < p->O; o++) {
+        if (m[o].m0 == 0) continue; /* its outputs are the zero point whatever its sums */
+        const int l = R + m[o].shift;
+        if (l > 7 || (ddq_accumulator_bound(xt, wt, bt, o) << l) > INT32_MAX) return 0;
+        const int8_t *w = (const int8_t *)wt->data + o * p->K;
+        int lo = 0, hi = 0;
+        for (int64_t k = 0; k < p->K; k++) {
+            lo = w[k] < lo ? w[k] : lo;
+            hi = w[k] > hi ? w[k] : hi;
+        }
+        if (lo * (1 << l) < INT8_MIN || hi * (1 << l) > INT8_MAX) return 0;
+    }
+    /* the packed weights [blocks][KG][R][4] in their order, each channel's four taps of a group
+     * by its 2^l: as one 32-bit word shifted by l, each byte's low l bits cleared of what the
+     * byte below shifted in (the products fit a byte, so each is the low byte of b · 2^l) */
+    const int64_t blocks = p->blocks, KG = p->KG, BR = p->R, O = p->O;
+    uint8_t *w = (uint8_t *)p->w;
+    for (int64_t b = 0; b < blocks; b++)
+        for (int64_t g = 0; g < KG; g++)
+            for (int64_t o = b * BR; o < (b + 1) * BR; o++, w += DDQ_SDOT_GROUP) {
+                const int l = o < O && m[o].m0 != 0 ? R + m[o].shift : 0;
+                uint32_t v;
+                memcpy(&v, w, sizeof v);
+                v = (v << l) & (0x01010101u * ((0xFFu << l) & 0xFFu));
+                memcpy(w, &v, sizeof v);
+            }
+    for (int64_t o = 0; o < p->O; o++) {
+        if (m[o].m0 == 0) continue;
+        p->bias[o] = (int32_t)((uint32_t)p->bias[o] << (R + m[o].shift)); /* mod 2^32, as the sums wrap */
+        p->rq.lshift[o] = 0;
+        p->rq.neg_rshift[o] = -R;
+    }
+    p->rq.lshift_any = 0;
+    return R;
+}
+
 static void *neondot_prepare(const ddq_model *model, const ddq_op *op) {
+    if (is_dw3x3(model, op)) {
+        ddq_sdot_dw *d = ddq_dw_prepare__neondot(model, op);
+        return d ? (void *)d : ddq_prepare__neon(model, op);
+    }
     if (!is_sdot_gemm(model, op)) return ddq_prepare__neon(model, op);
     const int fc = op->kind == DDQ_OP_FULLY_CONNECTED;
     ddq_sdot_gemm *g = calloc(1, sizeof *g);
@@ -62,6 +131,7 @@ static void *neondot_prepare(const ddq_model *model, const ddq_op *op) {
         ddq_gemm_plan *p = g->plan;
         p->panel_pixels = conv_panel_pixels(model, op);
         p->tiled = 1;
+        g->rshrn = uniform_rounding_shift(model, op, p);
         /* the fast requantization's rounding shifts as SQRDMULH multipliers k = 2^(31 − r) and,
          * where every channel's r lies in a + 1 … a + 7 for one a = 0 … 3 (the narrow to int16
          * floors by 2^a first), k16 = 2^(15 − r + a) (conv_gemm_6x16c4__neondot.c); r = 0 only
@@ -99,9 +169,13 @@ static size_t neondot_scratch_bytes(const ddq_model *model, const ddq_op *op) {
         const size_t bytes = ddq_gemm_panel_scratch_bytes(KG, DDQ_SDOT_GROUP, PP);
         /* the 3×3 stride-2 panel's padded rows take the place of the tap rows, after the panel */
         const size_t panel = (size_t)ddq_round_up(KG * PP * DDQ_SDOT_GROUP, 64);
-        return bytes > panel + rows ? bytes : panel + rows;
+        return (size_t)ddq_sdot_tail_bytes(KG) + (bytes > panel + rows ? bytes : panel + rows);
     }
-    return ddq_scratch_bytes__neon(model, op);
+    const size_t neon = ddq_scratch_bytes__neon(model, op);
+    if (!is_dw3x3(model, op)) return neon;
+    /* either depthwise kernel (prepare picks one) */
+    const size_t rows = ddq_dw_scratch_bytes__neondot(model, op);
+    return rows > neon ? rows : neon;
 }
 
 /* A NULL (no memory at session creation) falls back to the neon set's code, which computes the
@@ -109,6 +183,7 @@ static size_t neondot_scratch_bytes(const ddq_model *model, const ddq_op *op) {
 static void neondot_conv2d(const ddq_op_args *a, int64_t begin, int64_t end) {
     const int *path = a->prepared;
     if (path && *path == DDQ_CONV_GEMM_SDOT) ddq_conv_gemm__neondot(a, begin, end);
+    else if (path && *path == DDQ_DW3X3_SDOT) ddq_dwconv3x3__neondot(a, begin, end);
     else ddq_conv2d__neon(a, begin, end);
 }
 
