@@ -93,9 +93,8 @@ ddq_gemm_plan *ddq_gemm_plan_create(const ddq_model *model, const ddq_op *op, in
     p->kernel = calloc((size_t)p->blocks, 1);
     p->run_begin = calloc((size_t)p->blocks + 1, sizeof *p->run_begin);
     p->runs = calloc((size_t)(p->blocks * (p->KG + 1)), sizeof *p->runs);
-    int64_t *bound = malloc((size_t)O * sizeof *bound);
-    if (!p->w || !p->bias || !p->kernel || !p->run_begin || !p->runs || !bound) {
-        free(bound);
+    p->bound = malloc((size_t)O * sizeof *p->bound);
+    if (!p->w || !p->bias || !p->kernel || !p->run_begin || !p->runs || !p->bound) {
         ddq_gemm_plan_free(p);
         return NULL;
     }
@@ -112,11 +111,9 @@ ddq_gemm_plan *ddq_gemm_plan_create(const ddq_model *model, const ddq_op *op, in
         /* mod 2^32: the int32 sums wrap and end at the exact accumulator */
         const int64_t folded = (int64_t)bias[o] + ((int64_t)p->offset - xt->zero_point) * sum;
         p->bias[o] = (int32_t)(uint32_t)(uint64_t)folded;
-        bound[o] = ddq_accumulator_bound(xt, wt, bt, o);
+        p->bound[o] = ddq_accumulator_bound(xt, wt, bt, o);
     }
-    const int ok = ddq_requant_plan_init(&p->rq, op->channel_multipliers, bound, O);
-    free(bound);
-    if (!ok) {
+    if (!ddq_requant_plan_init(&p->rq, op->channel_multipliers, p->bound, O)) {
         ddq_gemm_plan_free(p);
         return NULL;
     }
@@ -127,6 +124,7 @@ void ddq_gemm_plan_free(ddq_gemm_plan *p) {
     if (!p) return;
     free(p->w);
     free(p->bias);
+    free(p->bound);
     ddq_requant_plan_free(&p->rq);
     free(p->kernel);
     free(p->run_begin);
@@ -204,10 +202,6 @@ int64_t ddq_greedy_runs(const ddq_gemm_plan *p, int64_t o0, int64_t n, int64_t g
 /* build_panel_3x3s2 keeps a pointer per tap: up to 16 input channels (144 taps). */
 #define DDQ_MAX_PANEL_GROUPS_3X3S2 36
 
-static void offset_copy(int8_t *restrict d, const uint8_t *restrict s, int64_t n, uint8_t c) {
-    for (int64_t i = 0; i < n; i++) d[i] = (int8_t)(uint8_t)(s[i] - c);
-}
-
 static void offset_copy_strided(int8_t *restrict d, const uint8_t *restrict s, int64_t n, int64_t stride, uint8_t c) {
 #if defined(__ARM_NEON)
     /* Stride 2 (a 3×3/2 stem's im2col rows): LD2 keeps the even bytes. The compiler's own loop
@@ -250,7 +244,7 @@ static void tap_row(const ddq_gemm_plan *p, const ddq_op *op, const ddq_tensor *
         const int64_t iy = oy * sh - op->padding[0] + ky * op->dilation[0];
         const int64_t end = ox + count, b = lo > ox ? lo : ox, e = hi < end ? hi : end;
         if (iy >= 0 && iy < H && e > b) {
-            if (sw == 1) offset_copy(d + j + (b - ox), xc + iy * W + b + off, e - b, c);
+            if (sw == 1) ddq_offset_copy(d + j + (b - ox), xc + iy * W + b + off, e - b, c);
             else offset_copy_strided(d + j + (b - ox), xc + iy * W + b * sw + off, e - b, sw, c);
         }
         j += count;
@@ -376,7 +370,6 @@ static int build_panel_3x3s2(const ddq_gemm_plan *p, const ddq_op *op, const ddq
     for (int64_t r = 0; r < p->KG * 4; r++) /* tap r = (ci, ky, kx): padded row ci·3 + ky, byte kx */
         tap[r] = r < p->K ? rows + (r / 3) * RW + r % 3 : zero;
     const int64_t tile_bytes = p->KG * 64;
-    const uint8x16_t cv = vdupq_n_u8(c);
     const int8x16_t padv = vdupq_n_s8((int8_t)p->pad);
     for (int64_t q = p0; q < p0 + n; q += OW) {
         const int64_t oy = q / OW;
@@ -391,18 +384,7 @@ static int build_panel_3x3s2(const ddq_gemm_plan *p, const ddq_op *op, const ddq
                 /* the pad around the row: pl ≤ 1 byte before it, 16-byte stores after it to RW */
                 if (pl) d[0] = (int8_t)p->pad;
                 for (int64_t e = pl + W; e < RW; e += 16) vst1q_s8(d + (e + 16 <= RW ? e : RW - 16), padv);
-                const uint8_t *s = x + (ci * H + iy) * W; /* 32 or 16 bytes at a time, the last 16 overlapping */
-                int64_t i = 0;
-                for (; i + 32 <= W; i += 32) {
-                    const uint8x16x2_t v = vld1q_u8_x2(s + i);
-                    vst1q_s8_x2(d + pl + i, (int8x16x2_t){{vreinterpretq_s8_u8(vsubq_u8(v.val[0], cv)),
-                                                           vreinterpretq_s8_u8(vsubq_u8(v.val[1], cv))}});
-                }
-                for (; i + 16 <= W; i += 16) vst1q_s8(d + pl + i, vreinterpretq_s8_u8(vsubq_u8(vld1q_u8(s + i), cv)));
-                if (i < W && W >= 16)
-                    vst1q_s8(d + pl + W - 16, vreinterpretq_s8_u8(vsubq_u8(vld1q_u8(s + W - 16), cv)));
-                else if (i < W)
-                    offset_copy(d + pl + i, s + i, W - i, c);
+                ddq_offset_copy(d + pl, x + (ci * H + iy) * W, W, c);
             }
         /* group by group, the tiles of the row: LD2 into overlapping register pairs leaves the
          * even bytes of the four loads in v0 … v3, ready for the ST4 */

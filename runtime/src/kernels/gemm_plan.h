@@ -35,12 +35,38 @@
 #include <stdint.h>
 
 #include "../model.h"
+#if defined(__ARM_NEON) && defined(__aarch64__)
+#include <arm_neon.h>
+#endif
 
 /* Integer helpers of the kernels' layouts: n rounded up to a multiple of m (n ≥ 0, m > 0), and
  * a / b rounded up or down for b > 0 and either sign of a. */
 static inline int64_t ddq_round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 static inline int64_t ddq_div_ceil(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
 static inline int64_t ddq_div_floor(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+/* d[i] = s[i] − c (mod 256) for n bytes: codes as the kernels' signed bytes x − c. On aarch64 64
+ * bytes a step (one LD1 and one ST1 of four vectors), then 16, the last 16 again where n is no
+ * multiple (n ≥ 16; they write the same values); bytewise elsewhere. */
+static inline void ddq_offset_copy(int8_t *restrict d, const uint8_t *restrict s, int64_t n, uint8_t c) {
+    int64_t i = 0;
+#if defined(__ARM_NEON) && defined(__aarch64__)
+    if (n >= 16) {
+        const uint8x16_t cv = vdupq_n_u8(c);
+        for (; i + 64 <= n; i += 64) {
+            const uint8x16x4_t v = vld1q_u8_x4(s + i);
+            vst1q_s8_x4(d + i, (int8x16x4_t){{vreinterpretq_s8_u8(vsubq_u8(v.val[0], cv)),
+                                              vreinterpretq_s8_u8(vsubq_u8(v.val[1], cv)),
+                                              vreinterpretq_s8_u8(vsubq_u8(v.val[2], cv)),
+                                              vreinterpretq_s8_u8(vsubq_u8(v.val[3], cv))}});
+        }
+        for (; i + 16 <= n; i += 16) vst1q_s8(d + i, vreinterpretq_s8_u8(vsubq_u8(vld1q_u8(s + i), cv)));
+        if (i < n) vst1q_s8(d + n - 16, vreinterpretq_s8_u8(vsubq_u8(vld1q_u8(s + n - 16), cv)));
+        return;
+    }
+#endif
+    for (; i < n; i++) d[i] = (int8_t)(uint8_t)(s[i] - c);
+}
 
 /* Channel slack past the last block, so vector loads of per-channel constants stay inside. */
 #define DDQ_PLAN_CHANNEL_SLACK 16
@@ -85,6 +111,7 @@ typedef struct ddq_gemm_plan {
     int64_t *run_begin;
     ddq_run *runs;
     void *extra;            /* set-specific data, freed with the plan */
+    int64_t *bound;         /* [O]: the loader's bound on |acc + bias| (ddq_accumulator_bound) */
 } ddq_gemm_plan;
 
 /* How a set offsets its panel (the `offset` argument below): 0 for unsigned bytes (x86);

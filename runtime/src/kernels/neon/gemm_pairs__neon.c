@@ -17,7 +17,8 @@
 
 void *ddq_gemm_pairs_prepare__neon(const ddq_model *model, const ddq_op *op, int path) {
     const int acc8 = path == DDQ_CONV_GEMM_ACC8;
-    ddq_gemm_plan *p = ddq_gemm_plan_create(model, op, DDQ_PAIRS_GROUP, DDQ_PAIRS_BLOCK, DDQ_OFFSET_CENTRED, DDQ_GEMM_PANEL_BYTES);
+    ddq_gemm_plan *p =
+        ddq_gemm_plan_create(model, op, DDQ_PAIRS_GROUP, DDQ_PAIRS_BLOCK, DDQ_OFFSET_CENTRED, DDQ_GEMM_PANEL_BYTES);
     if (!p) return NULL;
     uint16_t *lengths = malloc((size_t)(p->KG + 1) * sizeof *lengths);
     ddq_neon_pairs *a = calloc(1, sizeof *a);

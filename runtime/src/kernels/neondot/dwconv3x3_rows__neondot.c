@@ -327,21 +327,6 @@ DWS_INLINE void pass(const int8_t *r, int64_t W, uint8_t *y, int64_t OW, int64_t
     chunk(r, W, ix[0], ix[1], y, OW, 16, valid, ROWS, 2, EXACT, A, PLAIN, k, o);
 }
 
-/* n bytes from s to d (n ≥ 16), x − zp. */
-DWS_INLINE void copy_plane(int8_t *d, const uint8_t *s, int64_t n, uint8x16_t zpv, const int ZP) {
-    int64_t i = 0;
-#define COPY16(i) vst1q_s8(d + (i), vreinterpretq_s8_u8(ZP ? vsubq_u8(vld1q_u8(s + (i)), zpv) : vld1q_u8(s + (i))))
-    for (; i + 64 <= n; i += 64) {
-        COPY16(i);
-        COPY16(i + 16);
-        COPY16(i + 32);
-        COPY16(i + 48);
-    }
-    for (; i + 16 <= n; i += 16) COPY16(i);
-    if (i < n) COPY16(n - 16); /* the last 16 bytes again */
-#undef COPY16
-}
-
 /* The shapes of a row: one chunk of one vector of windows (maps up to 8 wide), one chunk of two
  * (up to 16), several chunks. */
 enum { ONE_NARROW = 1, ONE_WIDE = 2, SEVERAL = 3 };
@@ -361,7 +346,6 @@ DWS_INLINE void channels(const ddq_sdot_dw *d, const ddq_op_args *args, int64_t 
     int8_t *dst = buf + row0 * W;
     const dws_out o = {vdupq_n_s16((int16_t)args->out->zero_point), vdupq_n_u8((uint8_t)args->op->act_min),
                        vdupq_n_u8((uint8_t)args->op->act_max), {vld1q_u8(INTERLEAVE[0]), vld1q_u8(INTERLEAVE[1])}};
-    const uint8x16_t zpv = vdupq_n_u8((uint8_t)zp);
     const uint8x16_t ix[6] = {vld1q_u8(d->first.v[0]), vld1q_u8(d->first.v[1]), vld1q_u8(d->mid.v[0]),
                               vld1q_u8(d->mid.v[1]),   vld1q_u8(d->last.v[0]),  vld1q_u8(d->last.v[1])};
     const int8_t *w = d->w + begin * 32;
@@ -370,13 +354,7 @@ DWS_INLINE void channels(const ddq_sdot_dw *d, const ddq_op_args *args, int64_t 
     const uint8_t *x = args->x[0] + begin * HW;
     uint8_t *y = (uint8_t *)args->y + begin * OH * OW;
     for (int64_t c = begin; c < end; c++, w += 32, bias++, m0++, k16++, x += HW) {
-        if (bytes < 16) {
-            for (int64_t i = 0; i < bytes; i++) dst[i] = (int8_t)(uint8_t)(x[i] - zp);
-        } else if (zp == 0) {
-            copy_plane(dst, x, bytes, zpv, 0);
-        } else {
-            copy_plane(dst, x, bytes, zpv, 1);
-        }
+        ddq_offset_copy(dst, x, bytes, (uint8_t)zp);
         const dws_channel k = {vld1q_s8(w), vld1q_s8(w + 16), vld1q_dup_s32(bias), vld1q_dup_s32(m0),
                                vld1q_dup_s16(k16)};
         const int8_t *r = buf - d->pl;

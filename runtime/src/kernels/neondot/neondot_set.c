@@ -67,8 +67,7 @@ static void neondot_release(void *prepared) {
  * plan unchanged) where some channel does not admit it. */
 static int uniform_rounding_shift(const ddq_model *model, const ddq_op *op, ddq_gemm_plan *p) {
     if (!p->rq.fast) return 0;
-    const ddq_tensor *xt = &model->tensors[op->inputs[0]], *wt = &model->tensors[op->inputs[1]];
-    const ddq_tensor *bt = &model->tensors[op->inputs[2]];
+    const ddq_tensor *wt = &model->tensors[op->inputs[1]];
     const ddq_multiplier *m = op->channel_multipliers;
     int R = 1;
     for (int64_t o = 0; o < p->O; o++)
@@ -78,7 +77,7 @@ static int uniform_rounding_shift(const ddq_model *model, const ddq_op *op, ddq_
     for (int64_t o = 0; o < p->O; o++) {
         if (m[o].m0 == 0) continue; /* its outputs are the zero point whatever its sums */
         const int l = R + m[o].shift;
-        if (l > 7 || (ddq_accumulator_bound(xt, wt, bt, o) << l) > INT32_MAX) return 0;
+        if (l > 7 || (p->bound[o] << l) > INT32_MAX) return 0;
         const int8_t *w = (const int8_t *)wt->data + o * p->K;
         int lo = 0, hi = 0;
         for (int64_t k = 0; k < p->K; k++) {

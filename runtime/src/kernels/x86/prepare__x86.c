@@ -32,12 +32,12 @@ static int pairs_fit(const ddq_gemm_plan *p, int64_t b, uint16_t *lengths) {
 }
 
 void *ddq_gemm_prepare__x86(const ddq_model *model, const ddq_op *op, int vnni) {
-    const ddq_tensor *xt = &model->tensors[op->inputs[0]], *wt = &model->tensors[op->inputs[1]];
-    const ddq_tensor *bt = &model->tensors[op->inputs[2]], *yt = &model->tensors[op->output];
+    const ddq_tensor *yt = &model->tensors[op->output];
     ddq_x86_gemm *g = calloc(1, sizeof *g);
     if (!g) return NULL;
     g->path = DDQ_CONV_GEMM;
-    ddq_gemm_plan *p = g->plan = ddq_gemm_plan_create(model, op, DDQ_X86_GROUP, DDQ_X86_BLOCK, DDQ_OFFSET_UNSIGNED, DDQ_X86_PANEL_BYTES);
+    ddq_gemm_plan *p = g->plan =
+        ddq_gemm_plan_create(model, op, DDQ_X86_GROUP, DDQ_X86_BLOCK, DDQ_OFFSET_UNSIGNED, DDQ_X86_PANEL_BYTES);
     uint16_t *lengths = p ? malloc((size_t)(p->KG + 1) * sizeof *lengths) : NULL;
     if (!lengths) goto fail;
     const int64_t channels = p->blocks * DDQ_X86_BLOCK;
@@ -48,7 +48,7 @@ void *ddq_gemm_prepare__x86(const ddq_model *model, const ddq_op *op, int vnni) 
         const ddq_multiplier m = o < p->O ? op->channel_multipliers[o] : (ddq_multiplier){0, 0};
         g->rq[o] = ddq_rq_x86_of(m, yt->zero_point);
         g->lshift_any |= g->rq[o].lshift > 0;
-        if (o < p->O && !ddq_rq_x86_exact(m, ddq_accumulator_bound(xt, wt, bt, o))) g->exact_rq = 0;
+        if (o < p->O && !ddq_rq_x86_exact(m, p->bound[o])) g->exact_rq = 0;
     }
     int64_t used = 0;
     for (int64_t b = 0; !vnni && b < p->blocks; b++) {
