@@ -40,7 +40,7 @@
 #define DWS_TAIL 64 /* and after the last: a table load reads 32 bytes from a chunk's start */
 /* Maps at most this wide stay with the neon set's kernel, which puts four channels side by side:
  * here a row's one vector of windows would compute 8 outputs for 4 or fewer. (7 × 7 maps gain:
- * 0.253 against 0.263 M instructions for 960 channels at 4 bits under qemu, cortex-a76.) */
+ * 0.259 against 0.263 M instructions for 960 channels at 4 bits under qemu, cortex-a76.) */
 #define DWS_MIN_WIDTH 4
 
 /* The TBL indices of a chunk's two vectors of windows: lane q of vector v (outputs 8v + 2q and
