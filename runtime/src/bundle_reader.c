@@ -320,8 +320,11 @@ static ddq_status decode_constant(reader *r, ddq_tensor *t, uint32_t data_offset
         int8_t *codes = t->data;
         ddq_unpack_codes(src, width, (size_t)n, codes);
         if (t->flags & DDQ_FLAG_QUANT) {
-            int lo = -((1 << (width - 1)) - 1);
-            for (uint64_t i = 0; i < n; i++)
+            const int lo = -((1 << (width - 1)) - 1);
+            /* the smallest code first (a loop without an exit vectorizes), the culprit only on failure */
+            int8_t smallest = INT8_MAX;
+            for (uint64_t i = 0; i < n; i++) smallest = codes[i] < smallest ? codes[i] : smallest;
+            for (uint64_t i = 0; smallest < lo && i < n; i++)
                 if (codes[i] < lo)
                     return FAIL(r, DDQ_ERR_FORMAT, "%s: %s: weight code %d is outside the %u-bit narrow range "
                                 "[%d, %d]", SRC(r), where, codes[i], width, lo, -lo);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bitunpack.h"
 #include "error.h"
 #include "fixed_point.h"
 #include "model.h"
@@ -159,9 +160,7 @@ static ddq_status check_weights(checker *c, const ddq_tensor *x, const ddq_tenso
     const int32_t *bias = b->data;
     const int64_t span = code_span(x);
     for (int64_t o = 0; o < n_out; o++) {
-        int64_t sum = 0;
-        for (int64_t k = 0; k < fan_in; k++) sum += abs(codes[o * fan_in + k]);
-        int64_t bound = sum * span + llabs((long long)bias[o]);
+        int64_t bound = ddq_codes_abs_sum(codes + o * fan_in, fan_in) * span + llabs((long long)bias[o]);
         if (bound > INT32_LIMIT)
             return FAIL(c, DDQ_ERR_GRAPH, "output channel %lld: the int32 accumulator could overflow (bound %lld "
                         "> 2^31-1)", (long long)o, (long long)bound);

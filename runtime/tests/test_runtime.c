@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bitunpack.h"
 #include "crc32.h"
 #include "ddq/ddq.h"
 #include "fixed_point.h"
@@ -172,11 +173,55 @@ static int failures;
         }                                                                 \
     } while (0)
 
+static uint32_t crc32_bitwise(uint32_t crc, const uint8_t *data, size_t n) {
+    uint32_t c = ~crc;
+    while (n--) {
+        c ^= *data++;
+        for (int k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+    }
+    return ~c;
+}
+
 static void test_crc32(void) {
     CHECK(ddq_crc32(0, (const uint8_t *)"123456789", 9) == 0xCBF43926u, "check value");
     uint32_t split = ddq_crc32(ddq_crc32(0, (const uint8_t *)"12345", 5), (const uint8_t *)"6789", 4);
     CHECK(split == 0xCBF43926u, "incremental");
     CHECK(ddq_crc32(0, PINNED_BUNDLE, sizeof PINNED_BUNDLE) == 0xb057068du, "whole-file CRC of §16");
+    /* every length and alignment around the 8-byte steps (tables or CRC32X) and their tails */
+    uint8_t bytes[64];
+    for (int i = 0; i < 64; i++) bytes[i] = (uint8_t)(i * 151 + 7);
+    for (size_t start = 0; start < 8; start++)
+        for (size_t n = 0; start + n <= 64; n++)
+            CHECK(ddq_crc32(0x1234u, bytes + start, n) == crc32_bitwise(0x1234u, bytes + start, n),
+                  "crc32 of %zu bytes at offset %zu", n, start);
+}
+
+/* ddq_unpack_codes against a bit-at-a-time reading of docs/bundle-format.md §8, every width and
+ * every count up to 5 groups of 8 and a tail; and the code sums. */
+static void test_unpack_codes(void) {
+    uint8_t packed[48];
+    for (int i = 0; i < 48; i++) packed[i] = (uint8_t)(i * 97 + 13);
+    for (unsigned w = 2; w <= 8; w++)
+        for (size_t n = 0; n * w <= 8 * sizeof packed; n++) {
+            int8_t out[8 * sizeof packed / 2];
+            ddq_unpack_codes(packed, w, n, out);
+            int64_t sum = 0, abs_sum = 0;
+            for (size_t i = 0; i < n; i++) {
+                int v = 0;
+                for (unsigned b = 0; b < w; b++) v |= ((packed[(i * w + b) / 8] >> ((i * w + b) % 8)) & 1) << b;
+                if (v >= 1 << (w - 1)) v -= 1 << w;
+                CHECK(out[i] == v, "unpack %u bits, n = %zu: code %zu is %d, expected %d", w, n, i, out[i], v);
+                sum += v;
+                abs_sum += v < 0 ? -v : v;
+            }
+            CHECK(ddq_codes_sum(out, (int64_t)n) == sum && ddq_codes_abs_sum(out, (int64_t)n) == abs_sum,
+                  "code sums, %u bits, n = %zu", w, n);
+        }
+    /* chunked sums past 2^16 codes */
+    static int8_t many[200000];
+    for (int i = 0; i < 200000; i++) many[i] = -128;
+    CHECK(ddq_codes_sum(many, 200000) == -25600000 && ddq_codes_abs_sum(many, 200000) == 25600000,
+          "code sums of 200000 codes");
 }
 
 static void test_quantize_multiplier(void) {
@@ -989,6 +1034,7 @@ static void test_neondot_paths(const char *path) {
 
 int main(int argc, char **argv) {
     test_crc32();
+    test_unpack_codes();
     test_quantize_multiplier();
     test_mbqm();
     test_pinned_bundle();

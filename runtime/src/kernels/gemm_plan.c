@@ -1,5 +1,6 @@
 /* The SIMD sets' GEMM preparation and panels (gemm_plan.h). */
 #include "gemm_plan.h"
+#include "../bitunpack.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -18,9 +19,7 @@ int32_t ddq_panel_offset(const ddq_tensor *x, int offset_rule) {
 int64_t ddq_accumulator_bound(const ddq_tensor *x, const ddq_tensor *w, const ddq_tensor *b, int64_t o) {
     const int64_t K = w->elements / w->shape[0];
     const int64_t up = (int64_t)x->qmax - x->zero_point, down = (int64_t)x->zero_point - x->qmin;
-    const int8_t *row = (const int8_t *)w->data + o * K;
-    int64_t sum = 0;
-    for (int64_t k = 0; k < K; k++) sum += row[k] < 0 ? -row[k] : row[k];
+    const int64_t sum = ddq_codes_abs_sum((const int8_t *)w->data + o * K, K);
     const int64_t bias = ((const int32_t *)b->data)[o];
     return sum * (up > down ? up : down) + (bias < 0 ? -bias : bias);
 }
@@ -68,6 +67,21 @@ static int64_t op_pixels(const ddq_op *op, const ddq_tensor *yt) {
     return op->kind == DDQ_OP_CONV2D ? yt->shape[2] * yt->shape[3] : 1;
 }
 
+/* One channel's K weights into the packed layout: group after group of `group` taps, `pitch`
+ * bytes apart (the other channels of its block in between); the last group's taps past K stay 0.
+ * Groups of 2 and 4 copy as one 16- or 32-bit word: session creation packs every weight. */
+static void pack_row(const int8_t *row, int64_t K, int group, int64_t pitch, int8_t *dst) {
+    int64_t k = 0;
+    if (group == 4)
+        for (; k + 4 <= K; k += 4, dst += pitch) memcpy(dst, row + k, 4);
+    else if (group == 2)
+        for (; k + 2 <= K; k += 2, dst += pitch) memcpy(dst, row + k, 2);
+    for (int j = 0; k < K; k++, j++) {
+        if (j == group) j = 0, dst += pitch;
+        dst[j] = row[k];
+    }
+}
+
 ddq_gemm_plan *ddq_gemm_plan_create(const ddq_model *model, const ddq_op *op, int group, int R, int offset_rule,
                                     int64_t panel_bytes) {
     const ddq_tensor *xt = &model->tensors[op->inputs[0]], *wt = &model->tensors[op->inputs[1]];
@@ -99,17 +113,12 @@ ddq_gemm_plan *ddq_gemm_plan_create(const ddq_model *model, const ddq_op *op, in
         return NULL;
     }
     memset(p->w, 0, wbytes);
-    const int8_t *w = wt->data;
     const int32_t *bias = bt->data;
     for (int64_t o = 0; o < O; o++) {
-        int64_t sum = 0;
-        for (int64_t k = 0; k < K; k++) {
-            const int64_t g = k / group, j = k % group;
-            p->w[((o / R * p->KG + g) * R + o % R) * group + j] = w[o * K + k];
-            sum += w[o * K + k];
-        }
+        const int8_t *row = (const int8_t *)wt->data + o * K;
+        pack_row(row, K, group, R * group, p->w + ((o / R) * p->KG * R + o % R) * group);
         /* mod 2^32: the int32 sums wrap and end at the exact accumulator */
-        const int64_t folded = (int64_t)bias[o] + ((int64_t)p->offset - xt->zero_point) * sum;
+        const int64_t folded = (int64_t)bias[o] + ((int64_t)p->offset - xt->zero_point) * ddq_codes_sum(row, K);
         p->bias[o] = (int32_t)(uint32_t)(uint64_t)folded;
         p->bound[o] = ddq_accumulator_bound(xt, wt, bt, o);
     }
@@ -133,40 +142,81 @@ void ddq_gemm_plan_free(ddq_gemm_plan *p) {
     free(p);
 }
 
-/* The bounds nmn / nmx of `lanes` lanes of `taps` weights each: mn / mx plus one more group of
- * weights w; 1 when every lane stays in [lim_lo, lim_hi]. Inlined with taps a constant. */
+/* The bounds mn / mx of `lanes` lanes of `taps` weights each, extended by one more group of
+ * weights w where every lane stays in [lim_lo, lim_hi] (returns 1), else left alone (0).
+ * int32 lanes (ddq_greedy_runs keeps the sums in range); inlined with taps a constant. */
 static inline __attribute__((always_inline)) int extend_lanes(const int8_t *w, int64_t lanes, const int taps,
-                                                              int64_t lo, int64_t hi, int64_t lim_lo, int64_t lim_hi,
-                                                              const int64_t *mn, const int64_t *mx, int64_t *nmn,
-                                                              int64_t *nmx) {
-    int fits = 1;
+                                                              int32_t lo, int32_t hi, int32_t lim_lo, int32_t lim_hi,
+                                                              int32_t *mn, int32_t *mx) {
+    int32_t nmn[64 * 4], nmx[64 * 4];
+    int outside = 0;
     for (int64_t k = 0; k < lanes; k++) {
-        int64_t smn = mn[k], smx = mx[k];
+        int32_t smn = mn[k], smx = mx[k];
         for (int t = 0; t < taps; t++) { /* w · v for v ∈ [lo, hi]: between the two ends */
-            const int64_t u = w[k * taps + t] * lo, v = w[k * taps + t] * hi;
+            const int32_t u = w[k * taps + t] * lo, v = w[k * taps + t] * hi;
             smn += u < v ? u : v;
             smx += u < v ? v : u;
         }
         nmn[k] = smn;
         nmx[k] = smx;
-        fits &= smn >= lim_lo && smx <= lim_hi;
+        outside |= (smn < lim_lo) | (smx > lim_hi);
     }
-    return fits;
+    if (outside) return 0;
+    memcpy(mn, nmn, (size_t)lanes * sizeof *mn);
+    memcpy(mx, nmx, (size_t)lanes * sizeof *mx);
+    return 1;
 }
+
+#if defined(__ARM_NEON)
+/* extend_lanes for one group of 8 weights (4 channels × 2 taps: the blocks of the byte-lane
+ * GEMMs) as 8 lanes of 1 tap or 4 lanes of 2, in NEON: the compiler keeps the scalar loop
+ * scalar, and this is most of the run planning of a model on the neon set. */
+static inline __attribute__((always_inline)) int extend_8(const int8_t *w, const int taps, int16_t lo, int16_t hi,
+                                                          int32_t lim_lo, int32_t lim_hi, int32_t *mn, int32_t *mx) {
+    const int16x8_t wv = vmovl_s8(vld1_s8(w));
+    const int32x4_t u0 = vmull_n_s16(vget_low_s16(wv), lo), u1 = vmull_high_n_s16(wv, lo);
+    const int32x4_t v0 = vmull_n_s16(vget_low_s16(wv), hi), v1 = vmull_high_n_s16(wv, hi);
+    int32x4_t cmn[2] = {vminq_s32(u0, v0), vminq_s32(u1, v1)}, cmx[2] = {vmaxq_s32(u0, v0), vmaxq_s32(u1, v1)};
+    if (taps == 2) { /* lane k: elements 2k and 2k + 1 */
+        cmn[0] = vpaddq_s32(cmn[0], cmn[1]);
+        cmx[0] = vpaddq_s32(cmx[0], cmx[1]);
+    }
+    const int n = taps == 2 ? 1 : 2;
+    int32x4_t nmn[2], nmx[2];
+    uint32x4_t outside = vdupq_n_u32(0);
+    for (int i = 0; i < n; i++) {
+        nmn[i] = vaddq_s32(vld1q_s32(mn + 4 * i), cmn[i]);
+        nmx[i] = vaddq_s32(vld1q_s32(mx + 4 * i), cmx[i]);
+        outside = vorrq_u32(outside, vorrq_u32(vcltq_s32(nmn[i], vdupq_n_s32(lim_lo)),
+                                               vcgtq_s32(nmx[i], vdupq_n_s32(lim_hi))));
+    }
+    if (vmaxvq_u32(outside)) return 0;
+    for (int i = 0; i < n; i++) {
+        vst1q_s32(mn + 4 * i, nmn[i]);
+        vst1q_s32(mx + 4 * i, nmx[i]);
+    }
+    return 1;
+}
+#endif
 
 int64_t ddq_greedy_runs(const ddq_gemm_plan *p, int64_t o0, int64_t n, int64_t g0, int64_t g1, int lane_taps,
                         int64_t lim_lo, int64_t lim_hi, int64_t max_length, uint16_t *out) {
     const int G = p->group, taps = lane_taps > 0 && lane_taps < G ? lane_taps : G;
-    if (n > 64) return -1;
+    /* int32 lanes: a run's bounds lie within the limits, and one more group adds at most
+     * G · 128 · 255 to them (|w| ≤ 128, |v| ≤ 255) */
+    if (n > 64 || G > 4 || lim_lo < -(1 << 24) || lim_hi > (1 << 24)) return -1;
     /* A group's weights of channels o0 … o0 + n − 1 as one row of n·G bytes (a whole block's are
      * contiguous in the packed layout, zeros past O; any other range is gathered), lane k holding
-     * bytes k·taps … k·taps + taps − 1. Two sets of per-lane bounds, the current run's and the
-     * run extended by one more group, swapped when the group fits. Session creation runs this
-     * over every weight of a model, several times: the loops stay flat. */
-    const int64_t m = n * G, lanes = m / taps, lo = p->lo, hi = p->hi;
+     * bytes k·taps … k·taps + taps − 1; per lane the bounds of the current run's sum, which a
+     * group extends when every lane still fits. Session creation runs this over every weight of
+     * a model, several times: the loops stay flat. */
+    const int64_t m = n * G, lanes = m / taps;
+    const int32_t lo = p->lo, hi = p->hi, lmin = (int32_t)lim_lo, lmax = (int32_t)lim_hi;
     const int whole_block = o0 % p->R == 0 && n == p->R;
-    int64_t bounds[4][64 * 4];
-    int64_t *mn = bounds[0], *mx = bounds[1], *nmn = bounds[2], *nmx = bounds[3];
+    int32_t mn[64 * 4], mx[64 * 4];
+#if defined(__ARM_NEON)
+    const int eight = m == 8 && (taps == 1 || taps == 2); /* |lo|, |hi| ≤ 255: int16 */
+#endif
     int8_t gathered[64 * 4];
     int64_t count = 0, g = g0;
     while (g < g1) {
@@ -182,14 +232,17 @@ int64_t ddq_greedy_runs(const ddq_gemm_plan *p, int64_t o0, int64_t n, int64_t g
                 }
                 w = gathered;
             }
-            const int fits = taps == 1   ? extend_lanes(w, lanes, 1, lo, hi, lim_lo, lim_hi, mn, mx, nmn, nmx)
-                             : taps == 2 ? extend_lanes(w, lanes, 2, lo, hi, lim_lo, lim_hi, mn, mx, nmn, nmx)
-                                         : extend_lanes(w, lanes, taps, lo, hi, lim_lo, lim_hi, mn, mx, nmn, nmx);
+            int fits;
+#if defined(__ARM_NEON)
+            if (eight)
+                fits = taps == 1 ? extend_8(w, 1, (int16_t)lo, (int16_t)hi, lmin, lmax, mn, mx)
+                                 : extend_8(w, 2, (int16_t)lo, (int16_t)hi, lmin, lmax, mn, mx);
+            else
+#endif
+                fits = taps == 1   ? extend_lanes(w, lanes, 1, lo, hi, lmin, lmax, mn, mx)
+                       : taps == 2 ? extend_lanes(w, lanes, 2, lo, hi, lmin, lmax, mn, mx)
+                                   : extend_lanes(w, lanes, taps, lo, hi, lmin, lmax, mn, mx);
             if (!fits) break;
-            int64_t *t = mn;
-            mn = nmn, nmn = t;
-            t = mx;
-            mx = nmx, nmx = t;
         }
         if (length == 0) return -1; /* one group alone overflows the lanes */
         out[count++] = (uint16_t)length;

@@ -51,18 +51,31 @@ static int pack_channels(ddq_packed_conv *p, const ddq_op *op, const ddq_tensor 
 }
 
 int64_t ddq_acc16_kblk(const int8_t *w, int64_t n, int64_t K, int64_t span) {
+    /* No k-block can be longer than the first one, [0, first), that fits every channel (the
+     * sums only grow with e): a scan per channel that stops where its prefix passes the limit,
+     * which for 8-bit weights is after a few taps, so most blocks are settled without the table
+     * below (whose search from K − 1 down was quadratic in K). */
+    int64_t first = K;
+    for (int64_t o = 0; o < n; o++) {
+        int64_t sum = 0, e = 0;
+        for (; e < first; e++) {
+            sum += (w[o * K + e] < 0 ? -w[o * K + e] : w[o * K + e]) * span;
+            if (sum > DDQ_ACC16_LIMIT) break;
+        }
+        first = e;
+    }
+    if (first == K) return K; /* the common case: one k-block */
+    if (first < DDQ_ACC16_MIN_KBLK) return 0;
     /* S[o][r] = Σ_{r' < r} |w[o][r']| · span; a k-block [s, e) fits when S[o][e] − S[o][s] ≤ limit */
     int64_t *S = malloc((size_t)(n * (K + 1)) * sizeof *S);
     if (!S) return 0; /* the int32 path is always exact */
-    int64_t worst = 0;
     for (int64_t o = 0; o < n; o++) {
         int64_t *so = S + o * (K + 1);
         so[0] = 0;
         for (int64_t r = 0; r < K; r++) so[r + 1] = so[r] + (w[o * K + r] < 0 ? -w[o * K + r] : w[o * K + r]) * span;
-        if (so[K] > worst) worst = so[K];
     }
-    int64_t found = worst <= DDQ_ACC16_LIMIT ? K : 0; /* the common case: one k-block */
-    for (int64_t k = K - 1; !found && k >= DDQ_ACC16_MIN_KBLK; k--) {
+    int64_t found = 0;
+    for (int64_t k = first; !found && k >= DDQ_ACC16_MIN_KBLK; k--) {
         int fits = 1;
         for (int64_t b = 0; fits && b < K; b += k) {
             const int64_t e = K - b < k ? K : b + k;
@@ -114,10 +127,18 @@ static int plan_bias16(ddq_packed_conv *p, const ddq_op *op, const ddq_tensor *x
     for (int64_t o = 0; o < n; o++) p->scale16[o] = 1;
     for (int64_t o = 0; o < O; o++) {
         int64_t mn = bias[o], mx = bias[o];
-        for (int64_t r = 0; r < K; r++) {
-            const int64_t a = w[o * K + r] * lo, c = w[o * K + r] * hi;
-            mn += a < c ? a : c;
-            mx += a < c ? c : a;
+        /* int32 partial sums (|w·v| ≤ 128 · 255), over chunks that cannot overflow: the loop
+         * vectorizes */
+        for (int64_t r0 = 0; r0 < K; r0 += 65536) {
+            const int64_t r1 = K - r0 < 65536 ? K : r0 + 65536;
+            int32_t pmn = 0, pmx = 0;
+            for (int64_t r = r0; r < r1; r++) {
+                const int32_t a = w[o * K + r] * (int32_t)lo, c = w[o * K + r] * (int32_t)hi;
+                pmn += a < c ? a : c;
+                pmx += a < c ? c : a;
+            }
+            mn += pmn;
+            mx += pmx;
         }
         const int l = 14 + op->channel_multipliers[o].shift;
         if (mn < INT16_MIN || mx > INT16_MAX || l < 0 || l > 14) {

@@ -79,7 +79,7 @@ static int uniform_rounding_shift(const ddq_model *model, const ddq_op *op, ddq_
         const int l = R + m[o].shift;
         if (l > 7 || (p->bound[o] << l) > INT32_MAX) return 0;
         const int8_t *w = (const int8_t *)wt->data + o * p->K;
-        int lo = 0, hi = 0;
+        int8_t lo = 0, hi = 0; /* bytes: SMIN / SMAX on 16 of them at a time */
         for (int64_t k = 0; k < p->K; k++) {
             lo = w[k] < lo ? w[k] : lo;
             hi = w[k] > hi ? w[k] : hi;
