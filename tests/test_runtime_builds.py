@@ -60,7 +60,7 @@ DEMO_NEON_PATHS = (f"{DEMO_BUNDLE}: neon GEMM paths of 35 convolutions: int8 acc
 # maps wider than 4) and the GEMMs whose channels share one rounding shift (SQRSHRN); test_runtime
 # checks the scaled weights of each against the model's
 DEMO_NEONDOT_PATHS = (f"{DEMO_BUNDLE}: neondot depthwise rows for 5 of 17 depthwise convolutions, "
-                      "one rounding shift in 32 of 35 GEMM convolutions")
+                      "one rounding shift in 945 of 951 GEMM blocks")
 
 
 def need(*tools: str) -> None:

@@ -389,6 +389,15 @@ def _sdot_cases(rng: np.random.Generator) -> list[KernelCase]:
                                 (2.0 ** -14, 2, True, 0)):
         cases.append(_conv_case(rng, f"sdot 1x1 one rounding shift m{m:g}", c=40, h=4, w=16, o=12, multiplier=m,
                                 in_bits=5, w_bits=w_bits, bias="random" if m < 1 else "zero", out_zp=zp, relu=relu))
+    # one rounding shift per block of 6 channels: blocks 0 and 2 have 3-bit weights, which scale,
+    # and shifts 3 apart (block 2's weight scales divided by 8); block 1's 8-bit weights cannot
+    # scale (unless its channels' shifts agree), so one op takes both epilogues and two shifts
+    mixed = rng.integers(-3, 4, size=(18, 40, 1, 1)).astype(np.int8)
+    mixed[6:12] = rng.integers(-127, 128, size=(6, 40, 1, 1))
+    case = _conv_case(rng, "sdot 1x1 one rounding shift in blocks 0 and 2 of 3", c=40, h=4, w=16, o=18,
+                      multiplier=2.0 ** -8, in_bits=5, weights=mixed, out_zp=0, relu=True)
+    case.graph.tensors["w"].quant.scale[12:] /= 8
+    cases.append(case)
     # stride-2 im2col rows longer than 16 output pixels (the panel's LD2 copy and its last block
     # read back from a row's end), one reaching the input's last byte (no padding, (H − 3) and
     # (W − 3) even), one padded

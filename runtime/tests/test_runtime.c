@@ -984,9 +984,9 @@ static void test_pairs_plans(const char *path) {
 
 /* What the neondot set prepares: the depthwise 3×3 convolutions it runs on its SDOT rows
  * (inputs whose x − zp fit int8, maps wider than 4, the int16 requantization; the others run on
- * the neon set's kernel), and the GEMM convolutions whose channels share one rounding shift
- * (weights and biases scaled, SQRSHRN). The scaled weights are checked against the model's: w ·
- * 2^l with l = R + shift for every channel of a multiplier. */
+ * the neon set's kernel), and the blocks of GEMM channels that share one rounding shift
+ * (weights and biases scaled, SQRSHRN). Every packed weight is checked against the model's: w ·
+ * 2^l with l = R + shift in such a block (for a channel with a multiplier), w elsewhere. */
 static void test_neondot_paths(const char *path) {
     ddq_model *model = NULL;
     ddq_error error;
@@ -994,7 +994,7 @@ static void test_neondot_paths(const char *path) {
         CHECK(0, "%s", error.message);
         return;
     }
-    int dw = 0, rows = 0, gemm = 0, uniform = 0;
+    int dw = 0, rows = 0, blocks = 0, uniform = 0;
     for (uint32_t i = 0; i < model->op_count; i++) {
         const ddq_op *op = &model->ops[i];
         if (op->kind != DDQ_OP_CONV2D) continue;
@@ -1010,12 +1010,12 @@ static void test_neondot_paths(const char *path) {
         } else {
             const ddq_sdot_gemm *g = prepared;
             const ddq_gemm_plan *p = g->plan;
-            gemm++;
-            uniform += g->rshrn > 0;
-            for (int64_t o = 0; g->rshrn && o < p->O; o++) {
+            blocks += p->blocks;
+            for (int64_t b = 0; g->rshrn && b < p->blocks; b++) uniform += g->rshrn[b] > 0;
+            for (int64_t o = 0; o < p->O; o++) {
                 const ddq_multiplier m = op->channel_multipliers[o];
-                const int l = m.m0 ? g->rshrn + m.shift : 0;
-                CHECK(p->rq.neg_rshift[o] == -g->rshrn || !m.m0, "%s: op %u channel %ld: shift", path, i, (long)o);
+                const int R = g->rshrn ? g->rshrn[o / p->R] : 0, l = m.m0 && R ? R + m.shift : 0;
+                CHECK(p->rq.neg_rshift[o] == -R || !m.m0 || !R, "%s: op %u channel %ld: shift", path, i, (long)o);
                 for (int64_t k = 0; k < p->K; k++) {
                     const int8_t want = ((const int8_t *)wt->data)[o * p->K + k];
                     const int8_t got = p->w[((o / p->R * p->KG + k / 4) * p->R + o % p->R) * 4 + k % 4];
@@ -1027,7 +1027,7 @@ static void test_neondot_paths(const char *path) {
         ddq_kernels_neondot.release(prepared);
     }
     printf("%s: neondot depthwise rows for %d of %d depthwise convolutions, one rounding shift in %d of %d GEMM "
-           "convolutions\n", path, rows, dw, uniform, gemm);
+           "blocks\n", path, rows, dw, uniform, blocks);
     ddq_model_free(model);
 }
 #endif

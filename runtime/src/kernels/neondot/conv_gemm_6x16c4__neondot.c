@@ -32,9 +32,10 @@
  * a = 1, 2 or 3 (RQ_FAST16_S1 … S3), the narrow is SQSHRN #a, floor(H / 2^a) saturated, and the
  * SQRDMULH rounds by the remaining r − a: a floor by 2^a and then a rounding by 2^(r − a) is the
  * rounding by 2^r, and a saturated lane again rounds beyond the clamp (test_runtime checks every
- * H near the limits for each a). Where every channel rounds by the same R (neondot_set.c scales
- * the weights and biases of those with smaller shifts, ddq_sdot_gemm.rshrn), SQRSHRN #R does
- * the rounding shift and the narrow in one instruction: two fewer per 16 outputs. Pixels a tile
+ * H near the limits for each a). Where every channel of a block rounds by the same R
+ * (neondot_set.c scales the weights and biases of those with smaller shifts, ddq_sdot_gemm.rshrn),
+ * SQRSHRN #R does the rounding shift and the narrow in one instruction: two fewer per 16 outputs.
+ * Pixels a tile
  * computes past the panel's n read pad bytes (or, for a plain 1×1, the next pixels) and are
  * never stored. */
 #include "neondot.h"
@@ -298,7 +299,7 @@ FULL4(6) /* RQ_FAST16_S3 */
 static const full_fn FULL_TILES[6][8] = {{FULL8(1)}, {FULL8(2)}, {FULL8(3)}, {FULL8(4)}, {FULL8(5)}, {FULL8(6)}};
 #undef FULL8
 
-/* The common tiles of an op whose channels share one rounding shift RS (ddq_sdot_gemm.rshrn),
+/* The common tiles of a block whose channels share one rounding shift RS (ddq_sdot_gemm.rshrn),
  * SQRSHRN #RS rounding and narrowing at once, for the usual epilogues: after a ReLU (output zero
  * point 0, act_min 0, act_max below 255: steps 001) and linear (+ zp, with an act_max below 255
  * or not: 101, 100). */
@@ -438,10 +439,10 @@ void ddq_conv_gemm__neondot(const ddq_op_args *a, int64_t begin, int64_t end) {
     const int mode = !p->rq.fast ? RQ_INT64 : p->rq.lshift_any ? RQ_FAST_LSHIFT : RQ_FAST;
     const int full_mode = mode == RQ_FAST && g->round16 ? RQ_FAST16 + g->round16_shift : mode;
     const int steps = (yt->zero_point != 0) * 4 + (op->act_min > 0) * 2 + (op->act_max < 255);
-    const full_fn full = mode == RQ_INT64           ? NULL
-                         : g->rshrn && (steps == 1 || steps == 4 || steps == 5)
-                             ? RSHRN_TILES[steps == 1 ? 0 : steps - 3][g->rshrn - 1]
-                                                  : FULL_TILES[full_mode - RQ_FAST][steps];
+    const full_fn full = mode == RQ_INT64 ? NULL : FULL_TILES[full_mode - RQ_FAST][steps];
+    /* blocks with one rounding shift, for the usual epilogues */
+    const uint8_t *rshrn = mode != RQ_INT64 && (steps == 1 || steps == 4 || steps == 5) ? g->rshrn : NULL;
+    const full_fn *rshrn_tiles = RSHRN_TILES[steps == 1 ? 0 : steps == 4 ? 1 : 2];
     const int64_t wblock = p->KG * R * DDQ_SDOT_GROUP; /* weight bytes per block */
     for (int64_t p0 = 0; p0 < P; p0 += PP) {
         const int64_t n = P - p0 < PP ? P - p0 : PP;
@@ -457,7 +458,8 @@ void ddq_conv_gemm__neondot(const ddq_op_args *a, int64_t begin, int64_t end) {
             uint8_t *yb = y + o0 * P + p0;
             int64_t j = n / 16 * 16;
             if (mask == 0x3fu && mode != RQ_INT64) {
-                full(p, panel, tstride, wb, o0, yb, P, n / 16, t);
+                const int rs = rshrn ? rshrn[o0 / R] : 0;
+                (rs ? rshrn_tiles[rs - 1] : full)(p, panel, tstride, wb, o0, yb, P, n / 16, t);
             } else if (n >= 16) {
                 const int64_t nc = ob == o0 && mask != 0x3fu ? oe - o0 : R; /* channels below oe */
                 if (nc == 2) any_16_2(p, panel, tstride, wb, o0, yb, P, n / 16, 16, mask, mode, t);

@@ -31,9 +31,10 @@ typedef struct ddq_sdot_gemm {
      * 1 … 7 for every channel, so that the rounding may run in int16 lanes
      * (conv_gemm_6x16c4__neondot.c) */
     int round16, round16_shift;
-    /* conv: every channel's rounding shift is this R (1 … 16; neondot_set.c scaled weights and
-     * biases to make it so), or 0 */
-    int rshrn;
+    /* conv: per block of DDQ_SDOT_CONV_R channels, the rounding shift R (1 … 16) that every
+     * channel of the block has (neondot_set.c scaled weights and biases to make it so), or 0;
+     * NULL where no block has one */
+    uint8_t *rshrn;
 } ddq_sdot_gemm;
 
 /* A conv plan's extra data (neondot_set.c): per channel, blocks · 6 + DDQ_PLAN_CHANNEL_SLACK of

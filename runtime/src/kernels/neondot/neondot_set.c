@@ -54,27 +54,30 @@ static void neondot_release(void *prepared) {
         return;
     }
     ddq_gemm_plan_free(g->plan);
+    free(g->rshrn);
     free(g);
 }
 
-/* One rounding shift R for every channel of a conv plan: channel o's rounding shift in the fast
- * form is r = −shift (multipliers below 1; the fast form's left shift takes the others), and
- * with its weights and bias scaled by 2^l, l = R − r, its accumulator is (acc + bias)·2^l and
- * the fast form with that l rounds by R (gemm_plan.h: SQDMULH(x·2^l, m0) rounded by
- * t − 31 + l). So with R the largest r (at least 1), every channel rounds by R where the scaled
- * weights still fit int8 and the bound of the scaled accumulators int32; then one immediate
- * shift serves the whole op (SQRSHRN #R, conv_gemm_6x16c4__neondot.c). Returns R, or 0 (the
- * plan unchanged) where some channel does not admit it. */
-static int uniform_rounding_shift(const ddq_model *model, const ddq_op *op, ddq_gemm_plan *p) {
-    if (!p->rq.fast) return 0;
+/* One rounding shift R for every channel of a block of a conv plan: channel o's rounding shift
+ * in the fast form is r = −shift (multipliers below 1; the fast form's left shift takes the
+ * others), and with its weights and bias scaled by 2^l, l = R − r, its accumulator is
+ * (acc + bias)·2^l and the fast form with that l rounds by R (gemm_plan.h: SQDMULH(x·2^l, m0)
+ * rounded by t − 31 + l). So with R the block's largest r (at least 1), every channel of the
+ * block rounds by R where the scaled weights still fit int8 and the bound of the scaled
+ * accumulators int32; then one immediate shift serves the block's tiles (SQRSHRN #R,
+ * conv_gemm_6x16c4__neondot.c). A block rather than the whole op: the spread of shifts, and so
+ * of scales, is smaller among 6 channels than among all of them. Returns R, or 0 (the block
+ * unchanged) where some channel does not admit it. */
+static int block_rounding_shift(const ddq_model *model, const ddq_op *op, ddq_gemm_plan *p, int64_t b) {
     const ddq_tensor *wt = &model->tensors[op->inputs[1]];
     const ddq_multiplier *m = op->channel_multipliers;
+    const int64_t BR = p->R, o0 = b * BR, o1 = o0 + BR < p->O ? o0 + BR : p->O;
     int R = 1;
-    for (int64_t o = 0; o < p->O; o++)
+    for (int64_t o = o0; o < o1; o++)
         if (m[o].m0 != 0 && -m[o].shift > R) R = -m[o].shift;
     if (R > 16) return 0;
     /* the check on the model's rows (contiguous), before anything changes */
-    for (int64_t o = 0; o < p->O; o++) {
+    for (int64_t o = o0; o < o1; o++) {
         if (m[o].m0 == 0) continue; /* its outputs are the zero point whatever its sums */
         const int l = R + m[o].shift;
         if (l > 7 || (p->bound[o] << l) > INT32_MAX) return 0;
@@ -86,28 +89,41 @@ static int uniform_rounding_shift(const ddq_model *model, const ddq_op *op, ddq_
         }
         if (lo * (1 << l) < INT8_MIN || hi * (1 << l) > INT8_MAX) return 0;
     }
-    /* the packed weights [blocks][KG][R][4] in their order, each channel's four taps of a group
-     * by its 2^l: as one 32-bit word shifted by l, each byte's low l bits cleared of what the
-     * byte below shifted in (the products fit a byte, so each is the low byte of b · 2^l) */
-    const int64_t blocks = p->blocks, KG = p->KG, BR = p->R, O = p->O;
-    uint8_t *w = (uint8_t *)p->w;
-    for (int64_t b = 0; b < blocks; b++)
-        for (int64_t g = 0; g < KG; g++)
-            for (int64_t o = b * BR; o < (b + 1) * BR; o++, w += DDQ_SDOT_GROUP) {
-                const int l = o < O && m[o].m0 != 0 ? R + m[o].shift : 0;
-                uint32_t v;
-                memcpy(&v, w, sizeof v);
-                v = (v << l) & (0x01010101u * ((0xFFu << l) & 0xFFu));
-                memcpy(w, &v, sizeof v);
-            }
-    for (int64_t o = 0; o < p->O; o++) {
+    /* the block's packed weights [KG][R][4], each channel's four taps of a group by its 2^l: as
+     * one 32-bit word shifted by l, each byte's low l bits cleared of what the byte below
+     * shifted in (the products fit a byte, so each is the low byte of b · 2^l) */
+    uint8_t *w = (uint8_t *)p->w + b * p->KG * BR * DDQ_SDOT_GROUP;
+    for (int64_t g = 0; g < p->KG; g++)
+        for (int64_t o = o0; o < o0 + BR; o++, w += DDQ_SDOT_GROUP) {
+            const int l = o < o1 && m[o].m0 != 0 ? R + m[o].shift : 0;
+            uint32_t v;
+            memcpy(&v, w, sizeof v);
+            v = (v << l) & (0x01010101u * ((0xFFu << l) & 0xFFu));
+            memcpy(w, &v, sizeof v);
+        }
+    for (int64_t o = o0; o < o1; o++) {
         if (m[o].m0 == 0) continue;
         p->bias[o] = (int32_t)((uint32_t)p->bias[o] << (R + m[o].shift)); /* mod 2^32, as the sums wrap */
         p->rq.lshift[o] = 0;
         p->rq.neg_rshift[o] = -R;
     }
-    p->rq.lshift_any = 0;
     return R;
+}
+
+/* block_rounding_shift for every block: g->rshrn, or NULL where no block has one (or no memory:
+ * the tiles then take the other forms). */
+static void block_rounding_shifts(const ddq_model *model, const ddq_op *op, ddq_sdot_gemm *g) {
+    ddq_gemm_plan *p = g->plan;
+    if (!p->rq.fast || !(g->rshrn = calloc((size_t)p->blocks, 1))) return;
+    int any = 0;
+    for (int64_t b = 0; b < p->blocks; b++) any |= (g->rshrn[b] = (uint8_t)block_rounding_shift(model, op, p, b));
+    int lshift_any = 0;
+    for (int64_t o = 0; o < p->O; o++) lshift_any |= p->rq.lshift[o] != 0;
+    p->rq.lshift_any = lshift_any;
+    if (!any) {
+        free(g->rshrn);
+        g->rshrn = NULL;
+    }
 }
 
 static void *neondot_prepare(const ddq_model *model, const ddq_op *op) {
@@ -130,7 +146,7 @@ static void *neondot_prepare(const ddq_model *model, const ddq_op *op) {
         ddq_gemm_plan *p = g->plan;
         p->panel_pixels = conv_panel_pixels(model, op);
         p->tiled = 1;
-        g->rshrn = uniform_rounding_shift(model, op, p);
+        block_rounding_shifts(model, op, g);
         /* the fast requantization's rounding shifts as SQRDMULH multipliers k = 2^(31 − r) and,
          * where every channel's r lies in a + 1 … a + 7 for one a = 0 … 3 (the narrow to int16
          * floors by 2^a first), k16 = 2^(15 − r + a) (conv_gemm_6x16c4__neondot.c); r = 0 only
