@@ -197,7 +197,7 @@ static void test_crc32(void) {
 }
 
 /* ddq_unpack_codes against a bit-at-a-time reading of docs/bundle-format.md §8, every width and
- * every count up to 5 groups of 8 and a tail; and the code sums. */
+ * every count whose codes fit 48 bytes (whole groups of 8 and every tail); and the code sums. */
 static void test_unpack_codes(void) {
     uint8_t packed[48];
     for (int i = 0; i < 48; i++) packed[i] = (uint8_t)(i * 97 + 13);
