@@ -3,7 +3,7 @@
 #include <pthread.h>
 #include <string.h>
 
-#if defined(__aarch64__) && defined(__linux__)
+#if defined(__aarch64__) && defined(__linux__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 #include <arm_acle.h>
 #include <sys/auxv.h>
 #define DDQ_CRC32_ARM 1
@@ -41,7 +41,7 @@ static uint32_t le32(const uint8_t *p) {
 __attribute__((target("+crc"))) static uint32_t crc32_arm(uint32_t c, const uint8_t *data, size_t n) {
     for (; n >= 8; n -= 8, data += 8) {
         uint64_t v;
-        memcpy(&v, data, sizeof v); /* aarch64 Linux is little-endian: the bytes in stream order */
+        memcpy(&v, data, sizeof v); /* little-endian: the bytes in stream order */
         c = __crc32d(c, v);
     }
     for (; n; n--) c = __crc32b(c, *data++);
