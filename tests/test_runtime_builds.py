@@ -57,8 +57,8 @@ DEMO_ACC16_PLAN = (f"{DEMO_BUNDLE}: int16 accumulation in 34 of 35 GEMM convolut
 DEMO_NEON_PATHS = (f"{DEMO_BUNDLE}: neon GEMM paths of 35 convolutions: int8 accumulation 15, int16 20, "
                    "byte products in int16 0")
 # and what the neondot set (the A76) prepares: the depthwise layers on its SDOT rows (stride 1,
-# maps wider than 4) and the GEMMs whose channels share one rounding shift (SQRSHRN); test_runtime
-# checks the scaled weights of each against the model's
+# maps wider than 4) and the blocks of GEMM channels that share one rounding shift (SQRSHRN);
+# test_runtime checks their scaled weights against the model's
 DEMO_NEONDOT_PATHS = (f"{DEMO_BUNDLE}: neondot depthwise rows for 5 of 17 depthwise convolutions, "
                       "one rounding shift in 945 of 951 GEMM blocks")
 

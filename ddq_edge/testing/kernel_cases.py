@@ -382,9 +382,9 @@ def _sdot_cases(rng: np.random.Generator) -> list[KernelCase]:
     for m, k, hw in ((300.0, 256, (1, 33)), (300.0, 256, (2, 14)), (7.0, 64, (3, 11)), (0.01, 64, (7, 7))):
         cases.append(_conv_case(rng, f"sdot 1x1 m{m:g} {hw}", c=k, h=hw[0], w=hw[1], o=10, multiplier=m,
                                 bias="zero", out_zp=int(rng.integers(0, 256)), relu=bool(rng.integers(0, 2))))
-    # one rounding shift for all channels (weights and biases scaled, SQRSHRN #R): after a ReLU,
-    # linear with an output zero point, multipliers above 1 (the left shift moved into the
-    # weights) and rounding shifts up to 16
+    # one rounding shift for all channels of a block (weights and biases scaled, SQRSHRN #R):
+    # after a ReLU, linear with an output zero point, multipliers above 1 (the left shift moved
+    # into the weights) and rounding shifts up to 16
     for m, w_bits, relu, zp in ((2.0 ** -6, 4, True, 0), (2.0 ** -6, 4, False, 37), (7.0, 3, False, 200),
                                 (2.0 ** -14, 2, True, 0)):
         cases.append(_conv_case(rng, f"sdot 1x1 one rounding shift m{m:g}", c=40, h=4, w=16, o=12, multiplier=m,

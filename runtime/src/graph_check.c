@@ -159,11 +159,14 @@ static ddq_status check_weights(checker *c, const ddq_tensor *x, const ddq_tenso
     const int8_t *codes = w->data;
     const int32_t *bias = b->data;
     const int64_t span = code_span(x);
+    op->channel_bounds = malloc(sizeof(int64_t) * (size_t)n_out);
+    if (!op->channel_bounds) return FAIL(c, DDQ_ERR_NOMEM, "out of memory");
     for (int64_t o = 0; o < n_out; o++) {
-        int64_t bound = ddq_codes_abs_sum(codes + o * fan_in, fan_in) * span + llabs((long long)bias[o]);
+        const int64_t bound = ddq_codes_abs_sum(codes + o * fan_in, fan_in) * span + llabs((long long)bias[o]);
         if (bound > INT32_LIMIT)
             return FAIL(c, DDQ_ERR_GRAPH, "output channel %lld: the int32 accumulator could overflow (bound %lld "
                         "> 2^31-1)", (long long)o, (long long)bound);
+        op->channel_bounds[o] = bound; /* kept: every kernel set's prepare reads it */
     }
     op->channel_multipliers = malloc(sizeof(ddq_multiplier) * (size_t)n_out);
     if (!op->channel_multipliers) return FAIL(c, DDQ_ERR_NOMEM, "out of memory");

@@ -82,7 +82,10 @@ void ddq_model_free(ddq_model *model) {
             free(model->tensors[i].data);
         }
     if (model->ops)
-        for (uint32_t i = 0; i < model->op_count; i++) free(model->ops[i].channel_multipliers);
+        for (uint32_t i = 0; i < model->op_count; i++) {
+            free(model->ops[i].channel_multipliers);
+            free(model->ops[i].channel_bounds);
+        }
     free(model->tensors);
     free(model->ops);
     free(model->metadata);

@@ -60,6 +60,10 @@ typedef struct ddq_op {
     int64_t reshape_shape[DDQ_MAX_DIMS];
     /* derived at load */
     ddq_multiplier *channel_multipliers; /* conv2d, fully_connected: one per output channel */
+    /* conv2d, fully_connected, per output channel: Σ|w|·span + |bias| ≤ 2^31 − 1 (span: the input
+     * grid's largest |x − zp|), which bounds |acc + bias| for every input; the kernel sets' exact
+     * forms are proven from it */
+    int64_t *channel_bounds;
     ddq_multiplier multiplier;           /* requantize, global_avg_pool: the one; add: output */
     ddq_multiplier add_a, add_b;         /* add: the input rescalings */
 } ddq_op;

@@ -604,6 +604,17 @@ static void test_elementwise(const ddq_kernel_set *set) {
     CHECK(bad == 0, "%ld of %ld %s add / requantize outputs differ", bad, checked, set->name);
 }
 
+/* The bundle at path, loaded; NULL (and a failed check) where it does not load. */
+static ddq_model *load_or_fail(const char *path) {
+    ddq_model *model = NULL;
+    ddq_error error;
+    if (ddq_model_load_file(path, &model, &error) != DDQ_OK) {
+        CHECK(0, "%s: %s", path, error.message);
+        return NULL;
+    }
+    return model;
+}
+
 #if defined(__x86_64__)
 /* The x86 set's GEMM plans (prepare__x86.c) of every GEMM conv2d of a bundle, against a direct
  * computation from the int8 weights: a block of 4 channels takes maddubs exactly when, for
@@ -621,12 +632,8 @@ static void interval_pair(const int8_t *w, int64_t K, int64_t o, int64_t k0, int
 }
 
 static void test_x86_gemm_plans(const char *path) {
-    ddq_model *model = NULL;
-    ddq_error error;
-    if (ddq_model_load_file(path, &model, &error) != DDQ_OK) {
-        CHECK(0, "%s", error.message);
-        return;
-    }
+    ddq_model *model = load_or_fail(path);
+    if (!model) return;
     long blocks[2] = {0, 0}, runs_total = 0;
     int convs = 0;
     for (uint32_t i = 0; i < model->op_count; i++) {
@@ -832,12 +839,8 @@ done:
  * Prints how many convolutions and blocks take the acc16 path (tests/test_runtime_builds.py
  * checks the demo model's numbers). */
 static void test_acc16_plan(const char *path) {
-    ddq_model *model = NULL;
-    ddq_error error;
-    if (ddq_model_load_file(path, &model, &error) != DDQ_OK) {
-        CHECK(0, "%s", error.message);
-        return;
-    }
+    ddq_model *model = load_or_fail(path);
+    if (!model) return;
     int convs = 0, acc16_convs = 0;
     long blocks = 0, acc16_blocks = 0;
     for (uint32_t i = 0; i < model->op_count; i++) {
@@ -943,12 +946,9 @@ static void check_pairs_plan(const char *path, const ddq_model *model, uint32_t 
     }
     if (kind == DDQ_CONV_GEMM_ACC8) {
         ddq_requant_plan rq = {0};
-        int64_t *bound = malloc((size_t)O * sizeof *bound);
-        for (int64_t o = 0; o < O; o++) bound[o] = ddq_accumulator_bound(xt, wt, &model->tensors[op->inputs[2]], o);
-        CHECK(ddq_requant_plan_init(&rq, op->channel_multipliers, bound, O), "requant plan");
+        CHECK(ddq_requant_plan_init(&rq, op->channel_multipliers, op->channel_bounds, O), "requant plan");
         admissible &= rq.fast;
         ddq_requant_plan_free(&rq);
-        free(bound);
     }
     CHECK(admissible == (a != NULL), "%s: op %u: path %d %s, expected %s", path, i, kind, a ? "taken" : "refused",
           admissible ? "taken" : "refused");
@@ -956,12 +956,8 @@ static void check_pairs_plan(const char *path, const ddq_model *model, uint32_t 
 }
 
 static void test_pairs_plans(const char *path) {
-    ddq_model *model = NULL;
-    ddq_error error;
-    if (ddq_model_load_file(path, &model, &error) != DDQ_OK) {
-        CHECK(0, "%s", error.message);
-        return;
-    }
+    ddq_model *model = load_or_fail(path);
+    if (!model) return;
     int convs = 0, taken[DDQ_CONV_GEMM_MULL + 1] = {0};
     for (uint32_t i = 0; i < model->op_count; i++) {
         const ddq_op *op = &model->ops[i];
@@ -988,12 +984,8 @@ static void test_pairs_plans(const char *path) {
  * (weights and biases scaled, SQRSHRN). Every packed weight is checked against the model's: w ·
  * 2^l with l = R + shift in such a block (for a channel with a multiplier), w elsewhere. */
 static void test_neondot_paths(const char *path) {
-    ddq_model *model = NULL;
-    ddq_error error;
-    if (ddq_model_load_file(path, &model, &error) != DDQ_OK) {
-        CHECK(0, "%s", error.message);
-        return;
-    }
+    ddq_model *model = load_or_fail(path);
+    if (!model) return;
     int dw = 0, rows = 0, blocks = 0, uniform = 0;
     for (uint32_t i = 0; i < model->op_count; i++) {
         const ddq_op *op = &model->ops[i];

@@ -16,14 +16,6 @@ int32_t ddq_panel_offset(const ddq_tensor *x, int offset_rule) {
     return c;
 }
 
-int64_t ddq_accumulator_bound(const ddq_tensor *x, const ddq_tensor *w, const ddq_tensor *b, int64_t o) {
-    const int64_t K = w->elements / w->shape[0];
-    const int64_t up = (int64_t)x->qmax - x->zero_point, down = (int64_t)x->zero_point - x->qmin;
-    const int64_t sum = ddq_codes_abs_sum((const int8_t *)w->data + o * K, K);
-    const int64_t bias = ((const int32_t *)b->data)[o];
-    return sum * (up > down ? up : down) + (bias < 0 ? -bias : bias);
-}
-
 int ddq_requant_plan_init(ddq_requant_plan *rq, const ddq_multiplier *m, const int64_t *bound, int64_t n) {
     const int64_t total = n + DDQ_PLAN_CHANNEL_SLACK;
     rq->m0 = calloc((size_t)total, sizeof *rq->m0);
@@ -107,8 +99,7 @@ ddq_gemm_plan *ddq_gemm_plan_create(const ddq_model *model, const ddq_op *op, in
     p->kernel = calloc((size_t)p->blocks, 1);
     p->run_begin = calloc((size_t)p->blocks + 1, sizeof *p->run_begin);
     p->runs = calloc((size_t)(p->blocks * (p->KG + 1)), sizeof *p->runs);
-    p->bound = malloc((size_t)O * sizeof *p->bound);
-    if (!p->w || !p->bias || !p->kernel || !p->run_begin || !p->runs || !p->bound) {
+    if (!p->w || !p->bias || !p->kernel || !p->run_begin || !p->runs) {
         ddq_gemm_plan_free(p);
         return NULL;
     }
@@ -120,9 +111,8 @@ ddq_gemm_plan *ddq_gemm_plan_create(const ddq_model *model, const ddq_op *op, in
         /* mod 2^32: the int32 sums wrap and end at the exact accumulator */
         const int64_t folded = (int64_t)bias[o] + ((int64_t)p->offset - xt->zero_point) * ddq_codes_sum(row, K);
         p->bias[o] = (int32_t)(uint32_t)(uint64_t)folded;
-        p->bound[o] = ddq_accumulator_bound(xt, wt, bt, o);
     }
-    if (!ddq_requant_plan_init(&p->rq, op->channel_multipliers, p->bound, O)) {
+    if (!ddq_requant_plan_init(&p->rq, op->channel_multipliers, op->channel_bounds, O)) {
         ddq_gemm_plan_free(p);
         return NULL;
     }
@@ -133,7 +123,6 @@ void ddq_gemm_plan_free(ddq_gemm_plan *p) {
     if (!p) return;
     free(p->w);
     free(p->bias);
-    free(p->bound);
     ddq_requant_plan_free(&p->rq);
     free(p->kernel);
     free(p->run_begin);

@@ -111,7 +111,6 @@ typedef struct ddq_gemm_plan {
     int64_t *run_begin;
     ddq_run *runs;
     void *extra;            /* set-specific data, freed with the plan */
-    int64_t *bound;         /* [O]: the loader's bound on |acc + bias| (ddq_accumulator_bound) */
 } ddq_gemm_plan;
 
 /* How a set offsets its panel (the `offset` argument below): 0 for unsigned bytes (x86);
@@ -143,9 +142,6 @@ void ddq_requant_plan_free(ddq_requant_plan *rq);
  * not fit. */
 int64_t ddq_greedy_runs(const ddq_gemm_plan *plan, int64_t o0, int64_t n, int64_t g0, int64_t g1, int lane_taps,
                         int64_t lim_lo, int64_t lim_hi, int64_t max_length, uint16_t *out);
-
-/* The loader's bound on |acc + bias| of a conv2d / fully_connected output channel o. */
-int64_t ddq_accumulator_bound(const ddq_tensor *x, const ddq_tensor *w, const ddq_tensor *b, int64_t o);
 
 /* Panel building (portable C, vectorized by the compiler). Fills the panel's groups of taps for
  * output pixels p0 … p0 + n − 1 into columns 0 … n − 1 (row pitch plan->panel_pixels · group

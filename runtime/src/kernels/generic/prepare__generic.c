@@ -31,23 +31,13 @@ ddq_dw_geometry ddq_dw_geometry_of(const ddq_op *op, const ddq_tensor *y) {
 
 /* Per-channel biases and requantization constants, zero (−31 for −t) from channel O on: vector
  * loads of 8 channels from any channel below O stay inside the arrays. */
-static int pack_channels(ddq_packed_conv *p, const ddq_op *op, const ddq_tensor *xt, const ddq_tensor *wt,
-                         const ddq_tensor *bt, int64_t O) {
+static int pack_channels(ddq_packed_conv *p, const ddq_op *op, const ddq_tensor *bt, int64_t O) {
     const int64_t n = (O + 7) / 8 * 8 + 8;
     p->bias = calloc((size_t)n, sizeof *p->bias);
-    int64_t *bound = malloc((size_t)O * sizeof *bound);
-    if (!p->bias || !bound) {
-        free(bound);
-        return 0;
-    }
+    if (!p->bias) return 0;
     const int32_t *bias = bt->data;
-    for (int64_t o = 0; o < O; o++) {
-        p->bias[o] = bias[o];
-        bound[o] = ddq_accumulator_bound(xt, wt, bt, o);
-    }
-    const int ok = ddq_requant_plan_init(&p->rq, op->channel_multipliers, bound, O);
-    free(bound);
-    return ok;
+    for (int64_t o = 0; o < O; o++) p->bias[o] = bias[o];
+    return ddq_requant_plan_init(&p->rq, op->channel_multipliers, op->channel_bounds, O);
 }
 
 int64_t ddq_acc16_kblk(const int8_t *w, int64_t n, int64_t K, int64_t span) {
@@ -160,7 +150,7 @@ static ddq_packed_conv *pack_gemm(const ddq_op *op, const ddq_tensor *xt, const 
     const size_t bytes = round_up_64((size_t)(blocks * K * DDQ_GEMM_BLOCK) * sizeof(int16_t));
     p->path = DDQ_CONV_GEMM;
     p->w = aligned_alloc(64, bytes);
-    if (!p->w || !pack_channels(p, op, xt, wt, bt, O) || !plan_acc16(p, xt, wt, O, K) ||
+    if (!p->w || !pack_channels(p, op, bt, O) || !plan_acc16(p, xt, wt, O, K) ||
         !plan_bias16(p, op, xt, wt, bt, O, K)) {
         ddq_release__generic(p);
         return NULL;
@@ -182,7 +172,7 @@ static ddq_packed_conv *pack_dw(const ddq_op *op, const ddq_tensor *xt, const dd
     const int64_t C = wt->shape[0], Cp = C + 8;
     p->path = DDQ_CONV_DW3X3;
     p->w = calloc((size_t)(9 * Cp), sizeof *p->w);
-    if (!p->w || !pack_channels(p, op, xt, wt, bt, C)) {
+    if (!p->w || !pack_channels(p, op, bt, C)) {
         ddq_release__generic(p);
         return NULL;
     }

@@ -169,9 +169,8 @@ void *ddq_dw_prepare__neon(const ddq_model *model, const ddq_op *op) {
         const int64_t folded = bias[o] + ((int64_t)p->offset - xt->zero_point) * sum;
         const ddq_multiplier m = op->channel_multipliers[o];
         const int l = DW_R + m.shift;
-        const int64_t bound = ddq_accumulator_bound(xt, wt, bt, o);
         p->runs[o] = (uint8_t)longest_runs(wk, lo, hi, folded);
-        p->rq[o] = l >= 0 && l <= 14 && (bound << l) <= INT32_MAX ? RQ_FAST : RQ_INT64;
+        p->rq[o] = l >= 0 && l <= 14 && (op->channel_bounds[o] << l) <= INT32_MAX ? RQ_FAST : RQ_INT64;
         p->scale[o] = (int16_t)(p->rq[o] == RQ_FAST ? 1 << l : 1);
         p->bias[o] = (int32_t)(uint32_t)((uint64_t)folded * (uint64_t)p->scale[o]); /* wraps to the exact sum */
         p->bias1[o] = (int32_t)(uint32_t)(uint64_t)folded;

@@ -35,9 +35,8 @@
  * H near the limits for each a). Where every channel of a block rounds by the same R
  * (neondot_set.c scales the weights and biases of those with smaller shifts, ddq_sdot_gemm.rshrn),
  * SQRSHRN #R does the rounding shift and the narrow in one instruction: two fewer per 16 outputs.
- * Pixels a tile
- * computes past the panel's n read pad bytes (or, for a plain 1×1, the next pixels) and are
- * never stored. */
+ * Pixels a tile computes past the panel's n read pad bytes (or, for a plain 1×1, the next
+ * pixels) and are never stored. */
 #include "neondot.h"
 
 #define NEONDOT_INLINE static inline __attribute__((always_inline))
@@ -244,7 +243,7 @@ NEONDOT_INLINE void tiles(const ddq_gemm_plan *p, const int8_t *xs, int64_t tstr
                 const int32x4_t r2 = W > 8 ? RQ4(a##c##2, m0v, kv, lane, l, nt[c]) : r0;  \
                 const int32x4_t r3 = W > 8 ? RQ4(a##c##3, m0v, kv, lane, l, nt[c]) : r0;  \
                 int16x8_t h0, h1;                                                         \
-                if (RS) { /* the op's one rounding shift R and the narrow: SQRSHRN #R */  \
+                if (RS) { /* the block's one rounding shift and the narrow: SQRSHRN #R */ \
                     h0 = QRSHRN_HIGH(QRSHRN(r0), r1);                                     \
                     h1 = QRSHRN_HIGH(QRSHRN(r2), r3);                                     \
                 } else {                                                                  \

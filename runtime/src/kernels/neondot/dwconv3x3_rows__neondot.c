@@ -98,20 +98,10 @@ ddq_sdot_dw *ddq_dw_prepare__neondot(const ddq_model *model, const ddq_op *op) {
         return NULL;
     const int64_t C = wt->shape[0];
     ddq_requant_plan rq = {0};
-    int64_t *bound = calloc((size_t)C + 1, sizeof *bound);
-    if (!bound) return NULL;
-    for (int64_t o = 0; o < C; o++) bound[o] = ddq_accumulator_bound(xt, wt, bt, o);
-    const int ok = ddq_requant_plan_init(&rq, op->channel_multipliers, bound, C);
-    free(bound);
-    int r_min = 31, r_max = 0;
-    for (int64_t o = 0; ok && o < C; o++) {
-        const int r = -rq.neg_rshift[o];
-        r_min = r < r_min ? r : r_min;
-        r_max = r > r_max ? r : r_max;
-    }
-    const int a = r_max > 7 ? r_max - 7 : 0;
+    const int ok = ddq_requant_plan_init(&rq, op->channel_multipliers, op->channel_bounds, C);
+    const int a = ok ? ddq_sdot_round16_shift(&rq, C) : -1;
     ddq_sdot_dw *d = NULL;
-    if (ok && rq.fast && !rq.lshift_any && a <= 3 && a <= r_min - 1) d = calloc(1, sizeof *d);
+    if (ok && rq.fast && !rq.lshift_any && a >= 0) d = calloc(1, sizeof *d);
     if (d) {
         d->path = DDQ_DW3X3_SDOT;
         d->a = a;
@@ -159,7 +149,7 @@ ddq_sdot_dw *ddq_dw_prepare__neondot(const ddq_model *model, const ddq_op *op) {
             }
             d->bias[o] = bias[o];
             d->m0[o] = rq.m0[o];
-            d->k16[o] = (int16_t)(1 << (15 + a + rq.neg_rshift[o]));
+            d->k16[o] = ddq_sdot_k16_of(&rq, o, a);
         }
     }
     ddq_requant_plan_free(&rq);

@@ -54,6 +54,24 @@ static inline int32x4_t ddq_rq4_lanes__neondot(const ddq_requant_plan *rq, int64
     return vrshlq_s32(vqdmulhq_s32(v, m0), vld1q_s32(rq->neg_rshift + o));
 }
 
+/* The int16 rounding of the fast form (the conv GEMM's RQ_FAST16 … S3, the depthwise rows):
+ * the floor shift a = 0 … 3 of the narrow to int16 after which every one of the n channels'
+ * rounding shifts r lies in a + 1 … a + 7, so that SQRDMULH by k16 = 2^(15 − r + a) rounds the
+ * rest in int16 lanes; −1 where no a does. */
+static inline int ddq_sdot_round16_shift(const ddq_requant_plan *rq, int64_t n) {
+    int r_min = 31, r_max = 0;
+    for (int64_t o = 0; o < n; o++) {
+        const int r = -rq->neg_rshift[o];
+        r_min = r < r_min ? r : r_min;
+        r_max = r > r_max ? r : r_max;
+    }
+    const int a = r_max > 7 ? r_max - 7 : 0;
+    return n > 0 && a <= 3 && a <= r_min - 1 ? a : -1;
+}
+static inline int16_t ddq_sdot_k16_of(const ddq_requant_plan *rq, int64_t o, int a) {
+    return (int16_t)(1 << (15 + a + rq->neg_rshift[o]));
+}
+
 void ddq_conv_gemm__neondot(const ddq_op_args *a, int64_t begin, int64_t end);
 
 /* Depthwise 3×3 on NCHW rows with SDOT (dwconv3x3_rows__neondot.c): prepare returns NULL where the

@@ -80,7 +80,7 @@ static int block_rounding_shift(const ddq_model *model, const ddq_op *op, ddq_ge
     for (int64_t o = o0; o < o1; o++) {
         if (m[o].m0 == 0) continue; /* its outputs are the zero point whatever its sums */
         const int l = R + m[o].shift;
-        if (l > 7 || (p->bound[o] << l) > INT32_MAX) return 0;
+        if (l > 7 || (op->channel_bounds[o] << l) > INT32_MAX) return 0;
         const int8_t *w = (const int8_t *)wt->data + o * p->K;
         int8_t lo = 0, hi = 0; /* bytes: SMIN / SMAX on 16 of them at a time */
         for (int64_t k = 0; k < p->K; k++) {
@@ -158,16 +158,14 @@ static void *neondot_prepare(const ddq_model *model, const ddq_op *op) {
             return NULL;
         }
         int16_t *k16 = (int16_t *)(k + channels);
-        int r_min = 31, r_max = 0;
         for (int64_t o = 0; o < channels && o < p->O + DDQ_PLAN_CHANNEL_SLACK; o++) {
             const int r = -p->rq.neg_rshift[o];
             if (r >= 1) k[o] = (int32_t)(1u << (31 - r));
-            if (o < p->O) r_min = r < r_min ? r : r_min, r_max = r > r_max ? r : r_max;
         }
-        const int a = r_max > 7 ? r_max - 7 : 0;
-        g->round16 = p->O > 0 && a <= 3 && a <= r_min - 1;
+        const int a = ddq_sdot_round16_shift(&p->rq, p->O);
+        g->round16 = a >= 0;
         g->round16_shift = g->round16 ? a : 0;
-        for (int64_t o = 0; g->round16 && o < p->O; o++) k16[o] = (int16_t)(1 << (15 + a + p->rq.neg_rshift[o]));
+        for (int64_t o = 0; g->round16 && o < p->O; o++) k16[o] = ddq_sdot_k16_of(&p->rq, o, a);
         p->extra = k;
     }
     return g;

@@ -76,7 +76,7 @@ void *ddq_dw_prepare__x86(const ddq_model *model, const ddq_op *op) {
         }
         ch->mode = mn >= INT16_MIN && mx <= INT16_MAX ? DW_ACC9 : DW_PAIRS;
         ch->bias = (int32_t)(uint32_t)(uint64_t)(bias[o] + ((int64_t)p->offset - xt->zero_point) * sum);
-        ch->exact_rq = ddq_rq_x86_exact(op->channel_multipliers[o], ddq_accumulator_bound(xt, wt, bt, o));
+        ch->exact_rq = ddq_rq_x86_exact(op->channel_multipliers[o], op->channel_bounds[o]);
         ch->rq = ddq_rq_x86_of(op->channel_multipliers[o], yt->zero_point);
     }
     return p;

@@ -48,7 +48,7 @@ void *ddq_gemm_prepare__x86(const ddq_model *model, const ddq_op *op, int vnni) 
         const ddq_multiplier m = o < p->O ? op->channel_multipliers[o] : (ddq_multiplier){0, 0};
         g->rq[o] = ddq_rq_x86_of(m, yt->zero_point);
         g->lshift_any |= g->rq[o].lshift > 0;
-        if (o < p->O && !ddq_rq_x86_exact(m, p->bound[o])) g->exact_rq = 0;
+        if (o < p->O && !ddq_rq_x86_exact(m, op->channel_bounds[o])) g->exact_rq = 0;
     }
     int64_t used = 0;
     for (int64_t b = 0; !vnni && b < p->blocks; b++) {
